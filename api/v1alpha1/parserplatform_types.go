@@ -1,0 +1,605 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ParserPlatform declares a whole VK parser platform. The operator creates and
+// keeps adjusting every child object (Deployments, StatefulSets, Services,
+// HPAs, ConfigMaps, Secrets, PDBs, NetworkPolicies) until the cluster matches.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=pp,categories=all
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Shards",type=integer,JSONPath=`.spec.database.shards`
+// +kubebuilder:printcolumn:name="Cache",type=integer,JSONPath=`.spec.cache.masters`,description="Redis Cluster masters"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 45",message="metadata.name must be a DNS-1035 label of at most 45 characters (lower-case letters, digits and '-', starting with a letter): it prefixes the names of Services and StatefulSets"
+type ParserPlatform struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec declares the desired platform.
+	// +required
+	Spec ParserPlatformSpec `json:"spec"`
+
+	// status is what the operator observed of the platform's children.
+	// +optional
+	Status ParserPlatformStatus `json:"status,omitempty"`
+}
+
+// ParserPlatformList is a list of ParserPlatforms.
+//
+// +kubebuilder:object:root=true
+type ParserPlatformList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ParserPlatform `json:"items"`
+}
+
+// DeletionPolicy says what happens to the platform's data volumes when the
+// ParserPlatform is deleted.
+// +kubebuilder:validation:Enum=Retain;Delete
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyRetain keeps every PersistentVolumeClaim of shards, cache
+	// and broker after the platform is deleted, so its data can be recovered.
+	DeletionPolicyRetain DeletionPolicy = "Retain"
+	// DeletionPolicyDelete deletes the data volumes with the platform.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+)
+
+// ParserPlatformSpec declares every part of the platform.
+//
+// +kubebuilder:validation:XValidation:rule="self.services.all(s, !has(s.autoscaling) || (has(s.autoscaling.minReplicas) ? s.autoscaling.minReplicas : self.autoscaling.minReplicas) <= (has(s.autoscaling.maxReplicas) ? s.autoscaling.maxReplicas : self.autoscaling.maxReplicas))",message="services[].autoscaling: minReplicas must be <= maxReplicas once merged with spec.autoscaling",fieldPath=".services"
+// +kubebuilder:validation:XValidation:rule="!has(self.queues) || !has(self.queues.queues) || self.queues.queues.all(q, !has(q.autoscaling) || (has(q.autoscaling.minReplicas) ? q.autoscaling.minReplicas : self.autoscaling.minReplicas) <= (has(q.autoscaling.maxReplicas) ? q.autoscaling.maxReplicas : self.autoscaling.maxReplicas))",message="queues.queues[].autoscaling: minReplicas must be <= maxReplicas once merged with spec.autoscaling",fieldPath=".queues.queues"
+// +kubebuilder:validation:XValidation:rule="self.services.all(s, s.port != self.monitoring.metricsPort)",message="services[].port must differ from monitoring.metricsPort: both are exposed on the same pod",fieldPath=".services"
+type ParserPlatformSpec struct {
+	// paused stops all changes to the platform's children; status is still
+	// reported, with a Paused condition. Use it for manual maintenance.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+
+	// deletionPolicy says what happens to the data volumes (shards, cache,
+	// broker) when the platform is deleted: Retain (default) keeps them,
+	// Delete removes them.
+	// +kubebuilder:default=Retain
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// autoscaling holds the HorizontalPodAutoscaler defaults for services,
+	// the gateway and queue workers; each may override them.
+	// +kubebuilder:default={}
+	// +optional
+	Autoscaling AutoscalingSpec `json:"autoscaling,omitempty"`
+
+	// services are the platform's microservices (auth, comments, parser,
+	// analytics, ...). Each gets a Deployment, a Service, an HPA and a PDB
+	// named <platform>-<service>, and an entry in the service registry.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(s, self.exists_one(t, t.port == s.port))",message="services[].port must be unique among services"
+	// +required
+	Services []ServiceSpec `json:"services"`
+
+	// gateway is the API gateway that proxies /{service}/{path} to the
+	// services found in the registry.
+	// +required
+	Gateway GatewaySpec `json:"gateway"`
+
+	// loadBalancer is the nginx in front of the gateway.
+	// +kubebuilder:default={}
+	// +optional
+	LoadBalancer LoadBalancerSpec `json:"loadBalancer,omitempty"`
+
+	// database is the PostgreSQL tier, sharded by md5(key) mod shards.
+	// +kubebuilder:default={}
+	// +optional
+	Database DatabaseSpec `json:"database,omitempty"`
+
+	// cache is the Redis Cluster cache.
+	// +kubebuilder:default={}
+	// +optional
+	Cache CacheSpec `json:"cache,omitempty"`
+
+	// queues are the Celery broker, its queues and one worker Deployment
+	// per queue.
+	// +optional
+	Queues *QueuesSpec `json:"queues,omitempty"`
+
+	// monitoring says how the platform is scraped by Prometheus.
+	// +kubebuilder:default={}
+	// +optional
+	Monitoring MonitoringSpec `json:"monitoring,omitempty"`
+}
+
+// AutoscalingSpec are the platform-wide HorizontalPodAutoscaler settings. The
+// defaults are the seed's: 3 to 20 replicas, CPU 70 %, memory 80 %.
+//
+// +kubebuilder:validation:XValidation:rule="self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must be <= autoscaling.maxReplicas"
+type AutoscalingSpec struct {
+	// enabled creates an HPA for every service, the gateway and every worker
+	// that does not turn it off; their replicas then belong to the HPA.
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// minReplicas is the HPA's lower bound.
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MinReplicas int32 `json:"minReplicas,omitempty"`
+
+	// maxReplicas is the HPA's upper bound.
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MaxReplicas int32 `json:"maxReplicas,omitempty"`
+
+	// targetCPUUtilizationPercentage is the average CPU use, as a percentage
+	// of the CPU request, that the HPA aims for.
+	// +kubebuilder:default=70
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	TargetCPUUtilizationPercentage int32 `json:"targetCPUUtilizationPercentage,omitempty"`
+
+	// targetMemoryUtilizationPercentage is the average memory use, as a
+	// percentage of the memory request, that the HPA aims for; 0 turns the
+	// memory metric off.
+	// +kubebuilder:default=80
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	TargetMemoryUtilizationPercentage *int32 `json:"targetMemoryUtilizationPercentage,omitempty"`
+
+	// scaleDownStabilizationSeconds is how long the HPA waits for load to stay
+	// low before it removes replicas, so short dips do not cause flapping.
+	// +kubebuilder:default=300
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	// +optional
+	ScaleDownStabilizationSeconds *int32 `json:"scaleDownStabilizationSeconds,omitempty"`
+}
+
+// AutoscalingOverride has the shape of AutoscalingSpec; every field left out
+// is taken from spec.autoscaling.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must be <= autoscaling.maxReplicas"
+type AutoscalingOverride struct {
+	// enabled overrides spec.autoscaling.enabled.
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
+
+	// minReplicas overrides spec.autoscaling.minReplicas.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MinReplicas *int32 `json:"minReplicas,omitempty"`
+
+	// maxReplicas overrides spec.autoscaling.maxReplicas.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MaxReplicas *int32 `json:"maxReplicas,omitempty"`
+
+	// targetCPUUtilizationPercentage overrides the platform's CPU target.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	TargetCPUUtilizationPercentage *int32 `json:"targetCPUUtilizationPercentage,omitempty"`
+
+	// targetMemoryUtilizationPercentage overrides the platform's memory
+	// target; 0 turns the memory metric off.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	TargetMemoryUtilizationPercentage *int32 `json:"targetMemoryUtilizationPercentage,omitempty"`
+
+	// scaleDownStabilizationSeconds overrides the platform's scale-down
+	// stabilisation window.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	// +optional
+	ScaleDownStabilizationSeconds *int32 `json:"scaleDownStabilizationSeconds,omitempty"`
+}
+
+// ServiceSpec is one microservice of the platform.
+//
+// +kubebuilder:validation:XValidation:rule="!(self.name in ['gateway', 'lb', 'lb-config', 'registry', 'cache', 'cache-headless', 'broker', 'shard-map']) && !self.name.startsWith('db-') && !self.name.startsWith('worker-')",message="services[].name must not be gateway, lb, lb-config, registry, cache, cache-headless, broker, shard-map, db-* or worker-*: those names belong to the platform's own children"
+type ServiceSpec struct {
+	// name of the service, a DNS-1035 label; children are named
+	// <platform>-<name> and the registry lists it under this name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=30
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	// +required
+	Name string `json:"name"`
+
+	// image of the service's container.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Image string `json:"image"`
+
+	// port the service listens on (the seed's auth :8001, comments :8002, ...).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +required
+	Port int32 `json:"port"`
+
+	// replicas is used only when autoscaling is off for this service.
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// resources of the container. CPU and memory requests are defaulted
+	// (100m, 128Mi) when left out, so HPA utilisation targets work.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// env are extra environment variables for the container, after the ones
+	// the operator injects.
+	// +listType=atomic
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+
+	// autoscaling overrides spec.autoscaling for this service.
+	// +optional
+	Autoscaling *AutoscalingOverride `json:"autoscaling,omitempty"`
+}
+
+// GatewaySpec is the API gateway.
+type GatewaySpec struct {
+	// image of the gateway container.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Image string `json:"image"`
+
+	// port the gateway listens on.
+	// +kubebuilder:default=8080
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+
+	// replicas is used only when autoscaling is off for the gateway.
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// resources of the gateway container; CPU and memory requests defaulted.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// env are extra environment variables for the gateway container.
+	// +listType=atomic
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+
+	// autoscaling overrides spec.autoscaling for the gateway.
+	// +optional
+	Autoscaling *AutoscalingOverride `json:"autoscaling,omitempty"`
+}
+
+// LoadBalancerServiceType is the type of the load balancer's Service.
+// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer
+type LoadBalancerServiceType string
+
+// LoadBalancerSpec is the nginx load balancer in front of the gateway.
+type LoadBalancerSpec struct {
+	// image of nginx. It must run as a non-root user and listen on an
+	// unprivileged port, as nginxinc/nginx-unprivileged does.
+	// +kubebuilder:default="nginxinc/nginx-unprivileged:1.27-alpine"
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// replicas of nginx.
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// port of the load balancer's Service.
+	// +kubebuilder:default=80
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+
+	// serviceType of the load balancer's Service: ClusterIP, NodePort or
+	// LoadBalancer.
+	// +kubebuilder:default=LoadBalancer
+	// +optional
+	ServiceType LoadBalancerServiceType `json:"serviceType,omitempty"`
+
+	// resources of the nginx container; CPU and memory requests defaulted.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// StorageSpec describes a PersistentVolumeClaim template.
+type StorageSpec struct {
+	// size of each volume.
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+
+	// storageClassName of each volume; left out, the cluster's default class.
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// DatabaseSpec is the sharded PostgreSQL tier. Keys are routed to shard
+// md5(key) mod shards, as the seed's DatabaseSharding does.
+type DatabaseSpec struct {
+	// shards is the number of PostgreSQL StatefulSets. It cannot change after
+	// creation: keys are routed by md5(key) mod shards, so another count would
+	// strand the data already written.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="database.shards cannot change after creation: keys are routed by md5(key) mod shards, so a new count would strand data on the old shards"
+	// +optional
+	Shards int32 `json:"shards,omitempty"`
+
+	// image of PostgreSQL.
+	// +kubebuilder:default="postgres:16-alpine"
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// storage of each shard's data volume (default 10Gi).
+	// +optional
+	Storage StorageSpec `json:"storage,omitempty"`
+
+	// resources of each PostgreSQL container; requests defaulted.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// CacheSpec is the Redis Cluster cache.
+type CacheSpec struct {
+	// masters is the number of Redis Cluster masters (at least 3, as Redis
+	// Cluster needs a majority of masters to fail over).
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=3
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Masters int32 `json:"masters,omitempty"`
+
+	// replicasPerMaster is the number of replicas each master gets.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=5
+	// +optional
+	ReplicasPerMaster *int32 `json:"replicasPerMaster,omitempty"`
+
+	// image of Redis (7.x).
+	// +kubebuilder:default="redis:7.2-alpine"
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// storage of each cache node's volume (default 2Gi).
+	// +optional
+	Storage StorageSpec `json:"storage,omitempty"`
+
+	// resources of each Redis container; requests defaulted.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// BrokerType is the kind of Celery broker.
+// +kubebuilder:validation:Enum=rabbitmq;redis
+type BrokerType string
+
+const (
+	// BrokerRabbitMQ runs RabbitMQ, with queues declared from spec.queues.
+	BrokerRabbitMQ BrokerType = "rabbitmq"
+	// BrokerRedis runs a standalone Redis as the broker.
+	BrokerRedis BrokerType = "redis"
+)
+
+// QueuesSpec is the Celery tier: a broker, its queues, and the workers.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.queues) || size(self.queues) == 0 || (has(self.workers) && has(self.workers.image))",message="queues.workers.image is required when queues are declared"
+type QueuesSpec struct {
+	// broker is the message broker the workers read from.
+	// +kubebuilder:default={}
+	// +optional
+	Broker BrokerSpec `json:"broker,omitempty"`
+
+	// workers is what every queue's worker Deployment runs.
+	// +optional
+	Workers WorkersSpec `json:"workers,omitempty"`
+
+	// queues are the Celery queues, each with its routing key, the tasks
+	// routed to it and its own worker Deployment.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	Queues []QueueSpec `json:"queues,omitempty"`
+}
+
+// BrokerSpec is the Celery broker.
+type BrokerSpec struct {
+	// type is rabbitmq (default) or redis.
+	// +kubebuilder:default=rabbitmq
+	// +optional
+	Type BrokerType `json:"type,omitempty"`
+
+	// image of the broker; left out, the default of its type
+	// (rabbitmq:3.13-management-alpine or redis:7.2-alpine).
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// replicas of the broker StatefulSet.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=7
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+
+	// storage of each broker node's volume (default 2Gi).
+	// +optional
+	Storage StorageSpec `json:"storage,omitempty"`
+
+	// resources of the broker container; requests defaulted.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// WorkersSpec is what the Celery workers run.
+type WorkersSpec struct {
+	// image of the worker container.
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// app is the Celery application: workers run celery -A <app> worker.
+	// +kubebuilder:default=vk_parser
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_.:]*$`
+	// +optional
+	App string `json:"app,omitempty"`
+
+	// resources of each worker container; requests defaulted.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// env are extra environment variables for every worker container.
+	// +listType=atomic
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+}
+
+// QueueSpec is one Celery queue and its workers.
+type QueueSpec struct {
+	// name of the queue; its worker Deployment is <platform>-worker-<name>.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=30
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	// +required
+	Name string `json:"name"`
+
+	// routingKey binds the queue to the exchange; defaults to the name.
+	// +kubebuilder:validation:MaxLength=255
+	// +optional
+	RoutingKey string `json:"routingKey,omitempty"`
+
+	// tasks are the Celery task names routed to this queue.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=256
+	// +optional
+	Tasks []string `json:"tasks,omitempty"`
+
+	// concurrency is the number of worker processes per pod.
+	// +kubebuilder:default=4
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=256
+	// +optional
+	Concurrency int32 `json:"concurrency,omitempty"`
+
+	// replicas is used only when autoscaling is off for this queue.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// autoscaling overrides spec.autoscaling for this queue's workers.
+	// +optional
+	Autoscaling *AutoscalingOverride `json:"autoscaling,omitempty"`
+}
+
+// ServiceMonitorMode says whether a Prometheus Operator ServiceMonitor is made.
+// +kubebuilder:validation:Enum=auto;enabled;disabled
+type ServiceMonitorMode string
+
+const (
+	// ServiceMonitorAuto creates the ServiceMonitor when its CRD exists.
+	ServiceMonitorAuto ServiceMonitorMode = "auto"
+	// ServiceMonitorEnabled asks for the ServiceMonitor; a missing CRD is
+	// reported in a condition.
+	ServiceMonitorEnabled ServiceMonitorMode = "enabled"
+	// ServiceMonitorDisabled never creates it.
+	ServiceMonitorDisabled ServiceMonitorMode = "disabled"
+)
+
+// MonitoringSpec says how Prometheus scrapes the platform.
+type MonitoringSpec struct {
+	// serviceMonitor: auto (default) creates a ServiceMonitor when the
+	// monitoring.coreos.com CRD exists, enabled asks for one, disabled never.
+	// +kubebuilder:default=auto
+	// +optional
+	ServiceMonitor ServiceMonitorMode `json:"serviceMonitor,omitempty"`
+
+	// metricsPort is the port on which every service, the gateway and the
+	// workers serve Prometheus metrics.
+	// +kubebuilder:default=9090
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	MetricsPort int32 `json:"metricsPort,omitempty"`
+}
+
+// ComponentStatus is the observed replica count of one workload.
+type ComponentStatus struct {
+	// name of the component: a service name, gateway, lb, db-<i>, cache,
+	// broker or worker-<queue>.
+	Name string `json:"name"`
+	// kind of the workload: Deployment or StatefulSet.
+	Kind string `json:"kind"`
+	// desiredReplicas is the replica count the workload asks for (the HPA's
+	// choice when an HPA owns it).
+	DesiredReplicas int32 `json:"desiredReplicas"`
+	// readyReplicas is the number of ready pods.
+	ReadyReplicas int32 `json:"readyReplicas"`
+}
+
+// ParserPlatformStatus is what the operator observed.
+type ParserPlatformStatus struct {
+	// observedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready, Progressing, Degraded, Paused and one per area
+	// (ServicesReady, LoadBalancerReady, DatabaseReady, CacheReady, QueuesReady).
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// components are the ready/desired replicas of every workload.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Components []ComponentStatus `json:"components,omitempty"`
+
+	// shards is the number of database shards the shard map routes to.
+	// +optional
+	Shards int32 `json:"shards,omitempty"`
+
+	// loadBalancerAddress is where clients reach the platform, once the load
+	// balancer's Service has an address.
+	// +optional
+	LoadBalancerAddress string `json:"loadBalancerAddress,omitempty"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ParserPlatform{}, &ParserPlatformList{})
+}

@@ -1,0 +1,133 @@
+// Command parser-operator runs the ParserPlatform operator (the manager).
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"os"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+	"github.com/vkparser/parser-operator/internal/controller"
+	"github.com/vkparser/parser-operator/internal/resource"
+)
+
+var scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(platformv1.AddToScheme(scheme))
+}
+
+type options struct {
+	metricsAddr             string
+	secureMetrics           bool
+	probeAddr               string
+	leaderElect             bool
+	leaderElectionNamespace string
+	maxConcurrentReconciles int
+	qps                     float64
+	burst                   int
+	zap                     zap.Options
+}
+
+func parseFlags() options {
+	var o options
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "Address of the metrics endpoint: :8443 for HTTPS, :8080 for HTTP, 0 to turn it off.")
+	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, authenticated and authorized through the API server.")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader, so that only one of several replicas reconciles.")
+	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's).")
+	flag.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Platforms reconciled in parallel.")
+	flag.Float64Var(&o.qps, "kube-api-qps", 50, "Sustained requests per second to the API server.")
+	flag.IntVar(&o.burst, "kube-api-burst", 100, "Burst of requests to the API server.")
+	o.zap = zap.Options{Development: false}
+	o.zap.BindFlags(flag.CommandLine)
+	flag.Parse()
+	return o
+}
+
+func main() {
+	o := parseFlags()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
+	log := ctrl.Log.WithName("setup")
+
+	if err := run(o); err != nil {
+		log.Error(err, "operator stopped")
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	cfg := ctrl.GetConfigOrDie()
+	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsOptions(o),
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "parser-operator.platform.vkparser.io",
+		LeaderElectionNamespace: o.leaderElectionNamespace,
+		// The new leader starts at once when the old one stops cleanly.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         cacheOptions(),
+	})
+	if err != nil {
+		return err
+	}
+	r := &controller.ParserPlatformReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("parser-operator"),
+	}
+	if err := r.SetupWithManager(mgr, o.maxConcurrentReconciles); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	ctrl.Log.WithName("setup").Info("starting manager")
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// cacheOptions cache only the operator's own children (label-selected
+// informers) and drop managedFields, which the operator never reads, so
+// memory follows the number of platforms, not the size of the cluster.
+func cacheOptions() cache.Options {
+	ours := labels.SelectorFromSet(labels.Set{resource.LabelManagedBy: resource.ManagedBy})
+	byObject := map[client.Object]cache.ByObject{}
+	for _, obj := range controller.ManagedObjects() {
+		byObject[obj] = cache.ByObject{Label: ours}
+	}
+	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
+}
+
+// metricsOptions serve metrics as the kubebuilder scaffold does: HTTPS with
+// authentication and authorization delegated to the API server, HTTP/2 off
+// (CVE-2023-44487).
+func metricsOptions(o options) metricsserver.Options {
+	m := metricsserver.Options{
+		BindAddress:   o.metricsAddr,
+		SecureServing: o.secureMetrics,
+		TLSOpts:       []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
+	}
+	if o.secureMetrics {
+		m.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	return m
+}

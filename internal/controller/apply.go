@@ -1,0 +1,174 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+)
+
+// restartedAtAnnotation is set on pod templates by `kubectl rollout restart`;
+// keeping it lets users restart workloads the operator manages.
+const restartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
+
+// errNotOwned marks a child that exists but belongs to someone else: the
+// operator refuses to take it over rather than overwrite it.
+var errNotOwned = errors.New("exists and is not owned by this platform")
+
+// action is what ensure did to one child.
+type action string
+
+const (
+	actionNone    action = ""
+	actionCreated action = "Created"
+	actionUpdated action = "Updated"
+)
+
+// childWriter makes one child match its desired state with the fewest writes:
+// none when it already matches, a create when it is missing, an update when
+// a field the operator sets has drifted.
+type childWriter struct {
+	client client.Client
+	// reader reads past the cache: a child whose labels were removed by hand
+	// drops out of the label-filtered cache but still exists.
+	reader client.Reader
+	owner  *platformv1.ParserPlatform
+	// hpaTargets are the workloads whose replicas belong to an HPA.
+	hpaTargets map[string]bool
+}
+
+func (w *childWriter) ensure(ctx context.Context, desired client.Object) (action, error) {
+	live := newEmpty(desired)
+	err := w.client.Get(ctx, client.ObjectKeyFromObject(desired), live)
+	if apierrors.IsNotFound(err) {
+		err = w.client.Create(ctx, desired.DeepCopyObject().(client.Object))
+		if !apierrors.IsAlreadyExists(err) {
+			return actionCreated, err
+		}
+		err = w.reader.Get(ctx, client.ObjectKeyFromObject(desired), live)
+	}
+	if err != nil {
+		return actionNone, err
+	}
+	if !metav1.IsControlledBy(live, w.owner) {
+		return actionNone, errNotOwned
+	}
+	ok, err := matches(desired, live, w.skipPaths(desired)...)
+	if err != nil || ok {
+		return actionNone, err
+	}
+	return actionUpdated, w.client.Update(ctx, w.updated(desired, live))
+}
+
+// skipPaths leaves replicas out of the comparison when an HPA owns them.
+func (w *childWriter) skipPaths(obj client.Object) [][]string {
+	if w.ownedByHPA(obj) {
+		return [][]string{{"spec", "replicas"}}
+	}
+	return nil
+}
+
+func (w *childWriter) ownedByHPA(obj client.Object) bool {
+	_, isDeployment := obj.(*appsv1.Deployment)
+	_, isStatefulSet := obj.(*appsv1.StatefulSet)
+	return (isDeployment || isStatefulSet) && w.hpaTargets[obj.GetName()]
+}
+
+// updated is desired with what must survive an update carried over from
+// live: its identity and resourceVersion (optimistic locking), labels and
+// annotations others added, and fields the API server or another controller
+// owns.
+func (w *childWriter) updated(desired, live client.Object) client.Object {
+	out := desired.DeepCopyObject().(client.Object)
+	out.SetResourceVersion(live.GetResourceVersion())
+	out.SetUID(live.GetUID())
+	out.SetLabels(merged(live.GetLabels(), desired.GetLabels()))
+	out.SetAnnotations(merged(live.GetAnnotations(), desired.GetAnnotations()))
+	out.SetOwnerReferences(live.GetOwnerReferences())
+	out.SetFinalizers(live.GetFinalizers())
+	switch o := out.(type) {
+	case *appsv1.Deployment:
+		l := live.(*appsv1.Deployment)
+		if w.ownedByHPA(o) {
+			o.Spec.Replicas = l.Spec.Replicas
+		}
+		keepRestartedAt(&o.Spec.Template, &l.Spec.Template)
+	case *appsv1.StatefulSet:
+		l := live.(*appsv1.StatefulSet)
+		if w.ownedByHPA(o) {
+			o.Spec.Replicas = l.Spec.Replicas
+		}
+		keepRestartedAt(&o.Spec.Template, &l.Spec.Template)
+	case *corev1.Service:
+		keepAllocatedServiceFields(o, live.(*corev1.Service))
+	}
+	return out
+}
+
+func keepRestartedAt(desired, live *corev1.PodTemplateSpec) {
+	if at, ok := live.Annotations[restartedAtAnnotation]; ok {
+		desired.Annotations = merged(desired.Annotations, map[string]string{restartedAtAnnotation: at})
+	}
+}
+
+// keepAllocatedServiceFields carries over what the API server allocated:
+// cluster IPs cannot change, and node ports would otherwise be reallocated.
+func keepAllocatedServiceFields(desired, live *corev1.Service) {
+	desired.Spec.ClusterIP = live.Spec.ClusterIP
+	desired.Spec.ClusterIPs = live.Spec.ClusterIPs
+	desired.Spec.IPFamilies = live.Spec.IPFamilies
+	desired.Spec.IPFamilyPolicy = live.Spec.IPFamilyPolicy
+	if desired.Spec.Type == corev1.ServiceTypeClusterIP {
+		return
+	}
+	nodePorts := map[string]int32{}
+	for _, p := range live.Spec.Ports {
+		nodePorts[p.Name] = p.NodePort
+	}
+	for i := range desired.Spec.Ports {
+		if desired.Spec.Ports[i].NodePort == 0 {
+			desired.Spec.Ports[i].NodePort = nodePorts[desired.Spec.Ports[i].Name]
+		}
+	}
+	if desired.Spec.Type == live.Spec.Type {
+		desired.Spec.HealthCheckNodePort = live.Spec.HealthCheckNodePort
+	}
+}
+
+func merged(base, overlay map[string]string) map[string]string {
+	if len(base) == 0 && len(overlay) == 0 {
+		return nil
+	}
+	out := maps.Clone(base)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, overlay)
+	return out
+}
+
+// newEmpty returns a zero object of the same Go type as obj.
+func newEmpty(obj client.Object) client.Object {
+	return reflect.New(reflect.TypeOf(obj).Elem()).Interface().(client.Object)
+}
+
+// describe names a child for messages and events: "Deployment vk-auth".
+func describe(obj client.Object) string {
+	return fmt.Sprintf("%s %s", kindOf(obj), obj.GetName())
+}
+
+func kindOf(obj client.Object) string {
+	if k := obj.GetObjectKind().GroupVersionKind().Kind; k != "" {
+		return k
+	}
+	return reflect.TypeOf(obj).Elem().Name()
+}

@@ -1,0 +1,223 @@
+// Package controller reconciles ParserPlatforms: spec -> desired children
+// (internal/resource) -> the fewest writes that make the cluster match ->
+// status (internal/status).
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+	"github.com/vkparser/parser-operator/internal/resource"
+	"github.com/vkparser/parser-operator/internal/status"
+)
+
+// refusalRetryInterval is how often a refused child (owned by someone else)
+// is looked at again: its owner may have deleted it meanwhile, and that
+// object sends the operator no event.
+const refusalRetryInterval = time.Minute
+
+// ParserPlatformReconciler makes a platform's children match its spec.
+type ParserPlatformReconciler struct {
+	client.Client
+	// APIReader reads past the cache (see childWriter.reader).
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=platform.vkparser.io,resources=parserplatforms,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=platform.vkparser.io,resources=parserplatforms/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=platform.vkparser.io,resources=parserplatforms/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=serviceaccounts;configmaps;services,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one platform's children to the spec and reports status.
+func (r *ParserPlatformReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	p := &platformv1.ParserPlatform{}
+	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !p.DeletionTimestamp.IsZero() {
+		// Owner references let the garbage collector remove the children.
+		return ctrl.Result{}, nil
+	}
+
+	var res reconcileResult
+	if !p.Spec.Paused {
+		desired := resource.Children(p)
+		res = r.applyChildren(ctx, p, desired)
+		res.merge(r.pruneChildren(ctx, p, desired))
+	}
+	if err := r.updateStatus(ctx, p, res); err != nil {
+		return ctrl.Result{}, fmt.Errorf("updating status: %w", err)
+	}
+	if err := errors.Join(res.errs...); err != nil {
+		return ctrl.Result{}, err
+	}
+	if len(res.refusals) > 0 {
+		return ctrl.Result{RequeueAfter: refusalRetryInterval}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// reconcileResult collects what went wrong without stopping the rest: one
+// bad child never keeps the others from being reconciled.
+type reconcileResult struct {
+	errs     []error  // transient failures: retried with backoff
+	refusals []string // operations refused on purpose: reported, not retried hot
+}
+
+func (r *reconcileResult) merge(o reconcileResult) {
+	r.errs = append(r.errs, o.errs...)
+	r.refusals = append(r.refusals, o.refusals...)
+}
+
+func (r *reconcileResult) problems() []string {
+	out := append([]string(nil), r.refusals...)
+	for _, err := range r.errs {
+		out = append(out, err.Error())
+	}
+	return out
+}
+
+// applyChildren ensures every desired child, in order, and records an event
+// for each one created or updated.
+func (r *ParserPlatformReconciler) applyChildren(ctx context.Context, p *platformv1.ParserPlatform, desired []client.Object) reconcileResult {
+	w := &childWriter{client: r.Client, reader: r.APIReader, owner: p, hpaTargets: hpaTargets(desired)}
+	var res reconcileResult
+	for _, obj := range desired {
+		act, err := w.ensure(ctx, obj)
+		switch {
+		case errors.Is(err, errNotOwned):
+			msg := describe(obj) + " " + errNotOwned.Error() + "; delete it or rename the platform"
+			res.refusals = append(res.refusals, msg)
+			r.event(p, "Warning", "AdoptionRefused", "Reconcile", msg)
+		case err != nil:
+			res.errs = append(res.errs, fmt.Errorf("reconciling %s: %w", describe(obj), err))
+		case act != actionNone:
+			logf.FromContext(ctx).Info(string(act)+" child", "child", describe(obj))
+			r.event(p, "Normal", string(act), string(act), describe(obj))
+		}
+	}
+	return res
+}
+
+// pruneChildren deletes children the spec no longer asks for (a removed
+// service's Deployment, Service, HPA, PDB). Only children this platform
+// controls are candidates.
+func (r *ParserPlatformReconciler) pruneChildren(ctx context.Context, p *platformv1.ParserPlatform, desired []client.Object) reconcileResult {
+	want := map[string]bool{}
+	for _, obj := range desired {
+		want[kindOf(obj)+"/"+obj.GetName()] = true
+	}
+	var res reconcileResult
+	for _, k := range managedKinds {
+		live, err := r.listChildren(ctx, p, k)
+		if err != nil {
+			res.errs = append(res.errs, err)
+			continue
+		}
+		for _, obj := range live {
+			if want[kindOf(k.object)+"/"+obj.GetName()] {
+				continue
+			}
+			if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+				res.errs = append(res.errs, fmt.Errorf("deleting %s: %w", describe(obj), err))
+				continue
+			}
+			logf.FromContext(ctx).Info("Deleted child no longer in the spec", "child", describe(obj))
+			r.event(p, "Normal", "Deleted", "Delete", kindOf(k.object)+" "+obj.GetName())
+		}
+	}
+	return res
+}
+
+// listChildren lists the children of one kind that the platform controls.
+func (r *ParserPlatformReconciler) listChildren(ctx context.Context, p *platformv1.ParserPlatform, k managedKind) ([]client.Object, error) {
+	list := k.list.DeepCopyObject().(client.ObjectList)
+	if err := r.List(ctx, list, client.InNamespace(p.Namespace), client.MatchingLabels(resource.InstanceSelector(p))); err != nil {
+		return nil, fmt.Errorf("listing %T: %w", list, err)
+	}
+	objs, err := metaExtract(list)
+	if err != nil {
+		return nil, err
+	}
+	var owned []client.Object
+	for _, obj := range objs {
+		if isControlledBy(obj, p) {
+			owned = append(owned, obj)
+		}
+	}
+	return owned, nil
+}
+
+// hpaTargets are the names of the workloads an HPA scales.
+func hpaTargets(desired []client.Object) map[string]bool {
+	out := map[string]bool{}
+	for _, obj := range desired {
+		if hpa, ok := obj.(*autoscalingv2.HorizontalPodAutoscaler); ok {
+			out[hpa.Spec.ScaleTargetRef.Name] = true
+		}
+	}
+	return out
+}
+
+// updateStatus writes the status only when it differs from what is stored.
+func (r *ParserPlatformReconciler) updateStatus(ctx context.Context, p *platformv1.ParserPlatform, res reconcileResult) error {
+	observed, err := r.observe(ctx, p)
+	if err != nil {
+		return err
+	}
+	observed.Problems = res.problems()
+	next := p.Status.DeepCopy()
+	status.Apply(next, observed)
+	if !p.Spec.Paused {
+		next.ObservedGeneration = p.Generation
+	}
+	if equality.Semantic.DeepEqual(&p.Status, next) {
+		return nil
+	}
+	base := p.DeepCopy()
+	p.Status = *next
+	err = r.Status().Patch(ctx, p, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	if apierrors.IsConflict(err) {
+		// A newer platform is on its way through the watch; it reconciles again.
+		return nil
+	}
+	return err
+}
+
+func (r *ParserPlatformReconciler) event(p *platformv1.ParserPlatform, eventType, reason, act, note string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(p, nil, eventType, reason, act, "%s", note)
+	}
+}
+
+// SetupWithManager watches platforms and every kind of child they own.
+func (r *ParserPlatformReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrentReconciles int) error {
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&platformv1.ParserPlatform{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{},
+		))).
+		Named("parserplatform")
+	for _, k := range managedKinds {
+		b = b.Owns(k.object)
+	}
+	b = b.WithOptions(controllerOptions(maxConcurrentReconciles))
+	return b.Complete(r)
+}

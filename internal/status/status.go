@@ -1,0 +1,203 @@
+// Package status computes a ParserPlatform's status as pure functions of what
+// the operator observed of its children, so every condition is unit-testable
+// and one place says what "ready" means.
+package status
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+)
+
+// Condition types (SPEC "Status").
+const (
+	TypeReady             = "Ready"
+	TypeProgressing       = "Progressing"
+	TypeDegraded          = "Degraded"
+	TypePaused            = "Paused"
+	TypeServicesReady     = "ServicesReady"
+	TypeLoadBalancerReady = "LoadBalancerReady"
+)
+
+// Workload is what the status needs of one Deployment or StatefulSet.
+type Workload struct {
+	Name string // component name: "auth", "gateway", "lb", ...
+	Kind string
+	// Found is false while the workload does not exist yet.
+	Found bool
+	// Generation and ObservedGeneration of the workload: equal once its
+	// controller has seen the latest spec.
+	Generation, ObservedGeneration int64
+	Desired, Updated, Ready, Available int32
+	// Stalled is true when the rollout exceeded its progress deadline.
+	Stalled bool
+}
+
+// RolledOut is true when every desired pod runs the latest template and is ready.
+func (w Workload) RolledOut() bool {
+	return w.Found && w.ObservedGeneration >= w.Generation &&
+		w.Updated >= w.Desired && w.Ready >= w.Desired && w.Available >= w.Desired
+}
+
+func (w Workload) summary() string {
+	if !w.Found {
+		return w.Name + " not created yet"
+	}
+	return fmt.Sprintf("%s %d/%d ready", w.Name, w.Ready, w.Desired)
+}
+
+// Observed is everything the operator saw in one reconcile.
+type Observed struct {
+	Generation          int64
+	Paused              bool
+	Services            []Workload // the spec's services and the gateway
+	LoadBalancer        Workload
+	LoadBalancerAddress string
+	// Problems are reconcile failures and refused operations, one line each
+	// ("Deployment vk-auth is not owned by this platform"); any makes the
+	// platform Degraded and not Ready.
+	Problems []string
+}
+
+// Apply writes the conditions and component replicas of o into st. Conditions
+// keep their LastTransitionTime unless their status flips (meta.SetStatusCondition).
+func Apply(st *platformv1.ParserPlatformStatus, o Observed) {
+	areas := []metav1.Condition{
+		area(TypeServicesReady, o.Services, "ServicesAvailable"),
+		loadBalancerCondition(o),
+	}
+	for _, c := range areas {
+		set(st, o.Generation, c)
+	}
+	set(st, o.Generation, pausedCondition(o))
+	set(st, o.Generation, degradedCondition(o))
+	set(st, o.Generation, progressingCondition(o, areas))
+	set(st, o.Generation, readyCondition(o, areas))
+	st.Components = components(o)
+	st.LoadBalancerAddress = o.LoadBalancerAddress
+}
+
+func set(st *platformv1.ParserPlatformStatus, generation int64, c metav1.Condition) {
+	c.ObservedGeneration = generation
+	meta.SetStatusCondition(&st.Conditions, c)
+}
+
+// area is True when every workload of an area has rolled out; the message
+// names the ones that have not.
+func area(conditionType string, workloads []Workload, readyReason string) metav1.Condition {
+	var waiting []string
+	for _, w := range workloads {
+		if !w.RolledOut() {
+			waiting = append(waiting, w.summary())
+		}
+	}
+	if len(waiting) == 0 {
+		return metav1.Condition{Type: conditionType, Status: metav1.ConditionTrue, Reason: readyReason,
+			Message: fmt.Sprintf("%d of %d workloads ready", len(workloads), len(workloads))}
+	}
+	return metav1.Condition{Type: conditionType, Status: metav1.ConditionFalse, Reason: "WorkloadsNotReady",
+		Message: "waiting for " + strings.Join(waiting, ", ")}
+}
+
+func loadBalancerCondition(o Observed) metav1.Condition {
+	c := area(TypeLoadBalancerReady, []Workload{o.LoadBalancer}, "LoadBalancerAvailable")
+	if c.Status == metav1.ConditionTrue {
+		c.Message = "nginx ready"
+		if o.LoadBalancerAddress != "" {
+			c.Message += ", reachable at " + o.LoadBalancerAddress
+		} else {
+			c.Message += ", its Service has no external address yet"
+		}
+	}
+	return c
+}
+
+func pausedCondition(o Observed) metav1.Condition {
+	if o.Paused {
+		return metav1.Condition{Type: TypePaused, Status: metav1.ConditionTrue, Reason: "Paused",
+			Message: "spec.paused is true: the operator changes no child until it is false"}
+	}
+	return metav1.Condition{Type: TypePaused, Status: metav1.ConditionFalse, Reason: "Reconciling",
+		Message: "the operator keeps the children matching the spec"}
+}
+
+func degradedCondition(o Observed) metav1.Condition {
+	problems := slices.Clone(o.Problems)
+	for _, w := range allWorkloads(o) {
+		if w.Stalled {
+			problems = append(problems, w.Kind+" "+w.Name+" exceeded its rollout progress deadline")
+		}
+	}
+	if len(problems) == 0 {
+		return metav1.Condition{Type: TypeDegraded, Status: metav1.ConditionFalse, Reason: "AsExpected",
+			Message: "no reconcile problem"}
+	}
+	return metav1.Condition{Type: TypeDegraded, Status: metav1.ConditionTrue, Reason: "ReconcileProblems",
+		Message: strings.Join(problems, "; ")}
+}
+
+func progressingCondition(o Observed, areas []metav1.Condition) metav1.Condition {
+	switch {
+	case o.Paused:
+		return metav1.Condition{Type: TypeProgressing, Status: metav1.ConditionFalse, Reason: "Paused",
+			Message: "reconciliation is paused"}
+	case allTrue(areas):
+		return metav1.Condition{Type: TypeProgressing, Status: metav1.ConditionFalse, Reason: "RolloutComplete",
+			Message: "every workload runs the current spec"}
+	default:
+		return metav1.Condition{Type: TypeProgressing, Status: metav1.ConditionTrue, Reason: "RollingOut",
+			Message: "workloads are being created or updated"}
+	}
+}
+
+// readyCondition is True only when every area is ready and nothing is wrong.
+func readyCondition(o Observed, areas []metav1.Condition) metav1.Condition {
+	var notReady []string
+	for _, c := range areas {
+		if c.Status != metav1.ConditionTrue {
+			notReady = append(notReady, c.Type)
+		}
+	}
+	switch {
+	case len(o.Problems) > 0:
+		return metav1.Condition{Type: TypeReady, Status: metav1.ConditionFalse, Reason: "Degraded",
+			Message: strings.Join(o.Problems, "; ")}
+	case len(notReady) > 0:
+		return metav1.Condition{Type: TypeReady, Status: metav1.ConditionFalse, Reason: "NotReady",
+			Message: "not ready: " + strings.Join(notReady, ", ")}
+	default:
+		return metav1.Condition{Type: TypeReady, Status: metav1.ConditionTrue, Reason: "AllComponentsReady",
+			Message: "every component of the platform is ready"}
+	}
+}
+
+func allTrue(conditions []metav1.Condition) bool {
+	for _, c := range conditions {
+		if c.Status != metav1.ConditionTrue {
+			return false
+		}
+	}
+	return true
+}
+
+func allWorkloads(o Observed) []Workload {
+	return append(slices.Clone(o.Services), o.LoadBalancer)
+}
+
+// components lists every workload's replicas, sorted by name so the status
+// is the same bytes whenever nothing changed.
+func components(o Observed) []platformv1.ComponentStatus {
+	var out []platformv1.ComponentStatus
+	for _, w := range allWorkloads(o) {
+		out = append(out, platformv1.ComponentStatus{
+			Name: w.Name, Kind: w.Kind, DesiredReplicas: w.Desired, ReadyReplicas: w.Ready,
+		})
+	}
+	slices.SortFunc(out, func(a, b platformv1.ComponentStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
