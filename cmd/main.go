@@ -6,13 +6,10 @@ import (
 	"flag"
 	"os"
 
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -20,7 +17,6 @@ import (
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 	"github.com/vkparser/parser-operator/internal/controller"
-	"github.com/vkparser/parser-operator/internal/resource"
 )
 
 var scheme = runtime.NewScheme()
@@ -82,7 +78,7 @@ func run(o options) error {
 		LeaderElectionNamespace: o.leaderElectionNamespace,
 		// The new leader starts at once when the old one stops cleanly.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         cacheOptions(),
+		Cache:                         controller.CacheOptions(),
 	})
 	if err != nil {
 		return err
@@ -103,18 +99,6 @@ func run(o options) error {
 	}
 	ctrl.Log.WithName("setup").Info("starting manager")
 	return mgr.Start(ctrl.SetupSignalHandler())
-}
-
-// cacheOptions cache only the operator's own children (label-selected
-// informers) and drop managedFields, which the operator never reads, so
-// memory follows the number of platforms, not the size of the cluster.
-func cacheOptions() cache.Options {
-	ours := labels.SelectorFromSet(labels.Set{resource.LabelManagedBy: resource.ManagedBy})
-	byObject := map[client.Object]cache.ByObject{}
-	for _, obj := range controller.ManagedObjects() {
-		byObject[obj] = cache.ByObject{Label: ours}
-	}
-	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
 }
 
 // metricsOptions serve metrics as the kubebuilder scaffold does: HTTPS with

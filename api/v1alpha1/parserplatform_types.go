@@ -122,7 +122,7 @@ type ParserPlatformSpec struct {
 // AutoscalingSpec are the platform-wide HorizontalPodAutoscaler settings. The
 // defaults are the seed's: 3 to 20 replicas, CPU 70 %, memory 80 %.
 //
-// +kubebuilder:validation:XValidation:rule="self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must be <= autoscaling.maxReplicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must be <= autoscaling.maxReplicas"
 type AutoscalingSpec struct {
 	// enabled creates an HPA for every service, the gateway and every worker
 	// that does not turn it off; their replicas then belong to the HPA.

@@ -5,7 +5,11 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vkparser/parser-operator/internal/resource"
 )
 
 // managedKind is one kind of child: the operator watches it, restores it
@@ -26,11 +30,16 @@ var managedKinds = []managedKind{
 	{&policyv1.PodDisruptionBudget{}, &policyv1.PodDisruptionBudgetList{}},
 }
 
-// ManagedObjects are the child types, for the manager's cache configuration.
-func ManagedObjects() []client.Object {
-	out := make([]client.Object, 0, len(managedKinds))
+// CacheOptions cache only the operator's own children (label-selected
+// informers) and drop managedFields, which the operator never reads, so the
+// operator's memory follows the number of platforms, not the cluster's size.
+// A child whose label was removed by hand drops out of this cache; the
+// childWriter finds it through the API reader.
+func CacheOptions() cache.Options {
+	ours := labels.SelectorFromSet(labels.Set{resource.LabelManagedBy: resource.ManagedBy})
+	byObject := map[client.Object]cache.ByObject{}
 	for _, k := range managedKinds {
-		out = append(out, k.object)
+		byObject[k.object] = cache.ByObject{Label: ours}
 	}
-	return out
+	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
 }
