@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The project's test command (`make test`, and .ci/run through it): installs
+# what the tests need, provides the envtest binaries, runs every Go test
+# (unit, golden, nginx -t, Pod Security, envtest suites) and ends with
+# gotestsum's summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+hack/install-test-deps.sh
+KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)
+export KUBEBUILDER_ASSETS
+GOTESTSUM=$(hack/tool.sh gotestsum)
+
+# testname format: one line a test (Ginkgo suites report their specs in the
+# failure output), then "DONE N tests ... in Xs".
+exec "$GOTESTSUM" --format testname --format-hide-empty-pkg -- -count=1 "${@:-./...}"
