@@ -1,4 +1,5 @@
-// Command parser-operator runs the ParserPlatform operator (the manager).
+// Command parser-operator runs the ParserPlatform operator (the manager), and
+// answers questions about a platform: `parser-operator shard --help`.
 package main
 
 import (
@@ -55,6 +56,13 @@ func parseFlags() options {
 }
 
 func main() {
+	// Subcommands first; without one the binary is the operator.
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "shard":
+			os.Exit(runShard(os.Args[2:], os.Stdout, os.Stderr))
+		}
+	}
 	o := parseFlags()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
 	log := ctrl.Log.WithName("setup")
