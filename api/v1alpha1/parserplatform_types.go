@@ -17,7 +17,7 @@ import (
 // +kubebuilder:printcolumn:name="Shards",type=integer,JSONPath=`.spec.database.shards`
 // +kubebuilder:printcolumn:name="Cache",type=integer,JSONPath=`.spec.cache.masters`,description="Redis Cluster masters"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 45",message="metadata.name must be a DNS-1035 label of at most 45 characters (lower-case letters, digits and '-', starting with a letter): it prefixes the names of Services and StatefulSets"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 45",messageExpression="'metadata.name must be a DNS-1035 label of at most 45 characters (this one has %d): lower-case letters, digits and hyphens, starting with a letter and ending with a letter or digit; it prefixes the names of Services and StatefulSets'.format([size(self.metadata.name)])",message="metadata.name must be a DNS-1035 label of at most 45 characters (lower-case letters, digits and '-', starting with a letter): it prefixes the names of Services and StatefulSets"
 type ParserPlatform struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -55,9 +55,10 @@ const (
 
 // ParserPlatformSpec declares every part of the platform.
 //
-// +kubebuilder:validation:XValidation:rule="self.services.all(s, !has(s.autoscaling) || (has(s.autoscaling.minReplicas) ? s.autoscaling.minReplicas : self.autoscaling.minReplicas) <= (has(s.autoscaling.maxReplicas) ? s.autoscaling.maxReplicas : self.autoscaling.maxReplicas))",message="services[].autoscaling: minReplicas must be <= maxReplicas once merged with spec.autoscaling",fieldPath=".services"
-// +kubebuilder:validation:XValidation:rule="!has(self.queues) || !has(self.queues.queues) || self.queues.queues.all(q, !has(q.autoscaling) || (has(q.autoscaling.minReplicas) ? q.autoscaling.minReplicas : self.autoscaling.minReplicas) <= (has(q.autoscaling.maxReplicas) ? q.autoscaling.maxReplicas : self.autoscaling.maxReplicas))",message="queues.queues[].autoscaling: minReplicas must be <= maxReplicas once merged with spec.autoscaling",fieldPath=".queues.queues"
-// +kubebuilder:validation:XValidation:rule="self.services.all(s, s.port != self.monitoring.metricsPort)",message="services[].port must differ from monitoring.metricsPort: both are exposed on the same pod",fieldPath=".services"
+// +kubebuilder:validation:XValidation:rule="self.services.all(s, !has(s.autoscaling) || (has(s.autoscaling.minReplicas) && has(s.autoscaling.maxReplicas)) || (has(s.autoscaling.minReplicas) ? s.autoscaling.minReplicas : self.autoscaling.minReplicas) <= (has(s.autoscaling.maxReplicas) ? s.autoscaling.maxReplicas : self.autoscaling.maxReplicas))",messageExpression="'services[].autoscaling: minReplicas must be <= maxReplicas once merged with spec.autoscaling (minReplicas %d, maxReplicas %d), which fills in the bound an override leaves out: %s'.format([self.autoscaling.minReplicas, self.autoscaling.maxReplicas, self.services.filter(s, has(s.autoscaling) && !(has(s.autoscaling.minReplicas) && has(s.autoscaling.maxReplicas)) && (has(s.autoscaling.minReplicas) ? s.autoscaling.minReplicas : self.autoscaling.minReplicas) > (has(s.autoscaling.maxReplicas) ? s.autoscaling.maxReplicas : self.autoscaling.maxReplicas)).map(s, '%s gets minReplicas %d > maxReplicas %d'.format([s.name, (has(s.autoscaling.minReplicas) ? s.autoscaling.minReplicas : self.autoscaling.minReplicas), (has(s.autoscaling.maxReplicas) ? s.autoscaling.maxReplicas : self.autoscaling.maxReplicas)]))])",message="services[].autoscaling: minReplicas must be <= maxReplicas once merged with spec.autoscaling, which fills in the bound an override leaves out",fieldPath=".services"
+// +kubebuilder:validation:XValidation:rule="!has(self.queues) || !has(self.queues.queues) || self.queues.queues.all(s, !has(s.autoscaling) || (has(s.autoscaling.minReplicas) && has(s.autoscaling.maxReplicas)) || (has(s.autoscaling.minReplicas) ? s.autoscaling.minReplicas : self.autoscaling.minReplicas) <= (has(s.autoscaling.maxReplicas) ? s.autoscaling.maxReplicas : self.autoscaling.maxReplicas))",messageExpression="'queues.queues[].autoscaling: minReplicas must be <= maxReplicas once merged with spec.autoscaling (minReplicas %d, maxReplicas %d), which fills in the bound an override leaves out: %s'.format([self.autoscaling.minReplicas, self.autoscaling.maxReplicas, self.queues.queues.filter(s, has(s.autoscaling) && !(has(s.autoscaling.minReplicas) && has(s.autoscaling.maxReplicas)) && (has(s.autoscaling.minReplicas) ? s.autoscaling.minReplicas : self.autoscaling.minReplicas) > (has(s.autoscaling.maxReplicas) ? s.autoscaling.maxReplicas : self.autoscaling.maxReplicas)).map(s, '%s gets minReplicas %d > maxReplicas %d'.format([s.name, (has(s.autoscaling.minReplicas) ? s.autoscaling.minReplicas : self.autoscaling.minReplicas), (has(s.autoscaling.maxReplicas) ? s.autoscaling.maxReplicas : self.autoscaling.maxReplicas)]))])",message="queues.queues[].autoscaling: minReplicas must be <= maxReplicas once merged with spec.autoscaling, which fills in the bound an override leaves out",fieldPath=".queues.queues"
+// +kubebuilder:validation:XValidation:rule="self.services.all(s, s.port != self.monitoring.metricsPort)",messageExpression="'services[].port must differ from monitoring.metricsPort (%d), on which every pod also serves metrics: change the port of %s or monitoring.metricsPort'.format([self.monitoring.metricsPort, self.services.filter(s, s.port == self.monitoring.metricsPort).map(s, s.name)])",message="services[].port must differ from monitoring.metricsPort, on which every pod also serves metrics",fieldPath=".services"
+// +kubebuilder:validation:XValidation:rule="!has(self.gateway.port) || self.gateway.port != self.monitoring.metricsPort",messageExpression="'gateway.port must differ from monitoring.metricsPort (%d), on which the gateway pod also serves metrics'.format([self.monitoring.metricsPort])",message="gateway.port must differ from monitoring.metricsPort, on which the gateway pod also serves metrics",fieldPath=".gateway.port"
 type ParserPlatformSpec struct {
 	// paused stops all changes to the platform's children; status is still
 	// reported, with a Paused condition. Use it for manual maintenance.
@@ -84,7 +85,7 @@ type ParserPlatformSpec struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=16
-	// +kubebuilder:validation:XValidation:rule="self.all(s, self.exists_one(t, t.port == s.port))",message="services[].port must be unique among services"
+	// +kubebuilder:validation:XValidation:rule="self.all(s, self.exists_one(t, t.port == s.port))",messageExpression="'services[].port must be unique among services; these share a port: %s'.format([self.filter(s, !self.exists_one(t, t.port == s.port)).map(s, '%s (%d)'.format([s.name, s.port]))])",message="services[].port must be unique among services"
 	// +required
 	Services []ServiceSpec `json:"services"`
 
@@ -122,7 +123,7 @@ type ParserPlatformSpec struct {
 // AutoscalingSpec are the platform-wide HorizontalPodAutoscaler settings. The
 // defaults are the seed's: 3 to 20 replicas, CPU 70 %, memory 80 %.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must be <= autoscaling.maxReplicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",messageExpression="'minReplicas (%d) must be <= maxReplicas (%d)'.format([self.minReplicas, self.maxReplicas])",message="minReplicas must be <= maxReplicas",fieldPath=".minReplicas"
 type AutoscalingSpec struct {
 	// enabled creates an HPA for every service, the gateway and every worker
 	// that does not turn it off; their replicas then belong to the HPA.
@@ -173,7 +174,7 @@ type AutoscalingSpec struct {
 // AutoscalingOverride has the shape of AutoscalingSpec; every field left out
 // is taken from spec.autoscaling.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",message="autoscaling.minReplicas must be <= autoscaling.maxReplicas"
+// +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",messageExpression="'minReplicas (%d) must be <= maxReplicas (%d)'.format([self.minReplicas, self.maxReplicas])",message="minReplicas must be <= maxReplicas",fieldPath=".minReplicas"
 type AutoscalingOverride struct {
 	// enabled overrides spec.autoscaling.enabled.
 	// +optional
@@ -214,7 +215,7 @@ type AutoscalingOverride struct {
 
 // ServiceSpec is one microservice of the platform.
 //
-// +kubebuilder:validation:XValidation:rule="!(self.name in ['gateway', 'lb', 'lb-config', 'registry', 'cache', 'cache-headless', 'broker', 'shard-map']) && !self.name.startsWith('db-') && !self.name.startsWith('worker-')",message="services[].name must not be gateway, lb, lb-config, registry, cache, cache-headless, broker, shard-map, db-* or worker-*: those names belong to the platform's own children"
+// +kubebuilder:validation:XValidation:rule="!(self.name in ['gateway', 'lb', 'lb-config', 'registry', 'cache', 'cache-headless', 'broker', 'shard-map']) && !self.name.startsWith('db-') && !self.name.startsWith('worker-')",message="services[].name must not be gateway, lb, lb-config, registry, cache, cache-headless, broker, shard-map, db-* or worker-*: those names belong to the platform's own children",fieldPath=".name"
 type ServiceSpec struct {
 	// name of the service, a DNS-1035 label; children are named
 	// <platform>-<name> and the registry lists it under this name.
@@ -351,7 +352,7 @@ type DatabaseSpec struct {
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=64
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="database.shards cannot change after creation: keys are routed by md5(key) mod shards, so a new count would strand data on the old shards"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",messageExpression="'database.shards cannot change after creation (from %d to %d): keys are routed by md5(key) mod shards, so a new count would strand data on the old shards%s; keep %d'.format([oldSelf, self, self < oldSelf ? ', and lowering it would leave shards %d..%d unreachable'.format([self, oldSelf - 1]) : '', oldSelf])",message="database.shards cannot change after creation: keys are routed by md5(key) mod shards, so a new count would strand data on the old shards"
 	// +optional
 	Shards int32 `json:"shards,omitempty"`
 
@@ -415,7 +416,7 @@ const (
 
 // QueuesSpec is the Celery tier: a broker, its queues, and the workers.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.queues) || size(self.queues) == 0 || (has(self.workers) && has(self.workers.image))",message="queues.workers.image is required when queues are declared"
+// +kubebuilder:validation:XValidation:rule="!has(self.queues) || size(self.queues) == 0 || (has(self.workers) && has(self.workers.image))",message="queues.workers.image is required when queues are declared: every queue gets a worker Deployment running it",fieldPath=".workers.image",reason=FieldValueRequired
 type QueuesSpec struct {
 	// broker is the message broker the workers read from.
 	// +kubebuilder:default={}
