@@ -61,6 +61,11 @@ func (s *ParserPlatformSpec) MetricsPort() int32 {
 	return orDefault(s.Monitoring.MetricsPort, DefaultMetricsPort)
 }
 
+// MonitoringNamespace is where Prometheus runs.
+func (s *ParserPlatformSpec) MonitoringNamespace() string {
+	return orDefault(s.Monitoring.Namespace, "monitoring")
+}
+
 // GatewayPort is the port the gateway listens on.
 func (s *ParserPlatformSpec) GatewayPort() int32 {
 	return orDefault(s.Gateway.Port, 8080)

@@ -215,7 +215,7 @@ type AutoscalingOverride struct {
 
 // ServiceSpec is one microservice of the platform.
 //
-// +kubebuilder:validation:XValidation:rule="!(self.name in ['gateway', 'lb', 'lb-config', 'registry', 'cache', 'cache-headless', 'broker', 'shard-map']) && !self.name.startsWith('db-') && !self.name.startsWith('worker-')",message="services[].name must not be gateway, lb, lb-config, registry, cache, cache-headless, broker, shard-map, db-* or worker-*: those names belong to the platform's own children",fieldPath=".name"
+// +kubebuilder:validation:XValidation:rule="!(self.name in ['gateway', 'lb', 'lb-config', 'registry', 'cache', 'cache-headless', 'broker', 'broker-headless', 'shard-map']) && !self.name.startsWith('db-') && !self.name.startsWith('worker-')",message="services[].name must not be gateway, lb, lb-config, registry, cache, cache-headless, broker, broker-headless, shard-map, db-* or worker-*: those names belong to the platform's own children",fieldPath=".name"
 type ServiceSpec struct {
 	// name of the service, a DNS-1035 label; children are named
 	// <platform>-<name> and the registry lists it under this name.
@@ -556,6 +556,14 @@ type MonitoringSpec struct {
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
 	MetricsPort int32 `json:"metricsPort,omitempty"`
+
+	// namespace is where Prometheus runs: the platform's NetworkPolicies let
+	// pods of this namespace, and only them, reach the metrics port.
+	// +kubebuilder:default=monitoring
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // ComponentStatus is the observed replica count of one workload.
