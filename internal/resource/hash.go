@@ -3,8 +3,8 @@ package resource
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"slices"
 	"maps"
+	"slices"
 )
 
 // ConfigHash hashes configuration contents (ConfigMap data) in a stable key

@@ -31,10 +31,10 @@ const (
 
 // Components: the app.kubernetes.io/component values.
 const (
-	ComponentService       = "service"
-	ComponentGateway       = "gateway"
-	ComponentRegistry      = "registry"
-	ComponentLoadBalancer  = "load-balancer"
+	ComponentService      = "service"
+	ComponentGateway      = "gateway"
+	ComponentRegistry     = "registry"
+	ComponentLoadBalancer = "load-balancer"
 )
 
 // Labels are the SPEC labels of a child: name is the child's identity inside

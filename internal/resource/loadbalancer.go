@@ -20,10 +20,10 @@ const (
 	NginxConfKey = "nginx.conf"
 	// NginxListenPort is where nginx listens inside the pod: unprivileged, so
 	// it runs as a non-root user.
-	NginxListenPort  int32 = 8080
-	nginxConfigDir         = "/etc/nginx/operator"
-	nginxConfigVolume      = "config"
-	lbName                 = "lb"
+	NginxListenPort   int32 = 8080
+	nginxConfigDir          = "/etc/nginx/operator"
+	nginxConfigVolume       = "config"
+	lbName                  = "lb"
 )
 
 //go:embed nginx.conf.tmpl
@@ -32,7 +32,9 @@ var nginxConfTemplateText string
 var nginxConfTemplate = template.Must(template.New("nginx.conf").Parse(nginxConfTemplateText))
 
 // LoadBalancerConfigName is the name of the ConfigMap holding nginx.conf.
-func LoadBalancerConfigName(p *platformv1.ParserPlatform) string { return Name(p.Name, lbName, "config") }
+func LoadBalancerConfigName(p *platformv1.ParserPlatform) string {
+	return Name(p.Name, lbName, "config")
+}
 
 // RenderNginxConf renders the load balancer's nginx.conf: nginx in front of
 // the gateway's Service, with health and status endpoints, writing only to

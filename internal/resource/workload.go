@@ -42,13 +42,26 @@ func (w *appWorkload) meta() metav1.ObjectMeta {
 	return objectMeta(w.platform, w.childName(), w.name, w.component)
 }
 
+// defaultReplicas is the CRD's default replicas of a component: 2 for
+// services and the gateway, 1 for everything else (queue workers). A platform
+// that never went through the API server (the render subcommand, unit tests)
+// must get the same Deployment as one that did.
+func defaultReplicas(component string) int32 {
+	switch component {
+	case ComponentService, ComponentGateway:
+		return 2
+	default:
+		return 1
+	}
+}
+
 // Replicas a new Deployment starts with: the HPA's minimum when one owns the
 // workload (the operator never writes replicas back afterwards), else the spec.
 func (w *appWorkload) initialReplicas() *int32 {
 	if w.autoscaling.Enabled {
 		return ptr.To(w.autoscaling.MinReplicas)
 	}
-	return ptr.To(ptr.Deref(w.replicas, 1))
+	return ptr.To(ptr.Deref(w.replicas, defaultReplicas(w.component)))
 }
 
 func (w *appWorkload) Deployment() *appsv1.Deployment {

@@ -1,0 +1,141 @@
+package resource
+
+import (
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+)
+
+// samplePlatform is the seed's platform (SPEC "Spec"): namespace parser, name
+// vk, auth :8001, comments :8002, parser :8003, analytics :8004 and the gateway
+// on :8080. The golden files are rendered from it; change it only together
+// with them (make golden).
+func samplePlatform() *platformv1.ParserPlatform {
+	service := func(name string, port int32) platformv1.ServiceSpec {
+		return platformv1.ServiceSpec{
+			Name:  name,
+			Image: "registry.example.com/vk-parser/" + name + ":1.4.0",
+			Port:  port,
+		}
+	}
+	return &platformv1.ParserPlatform{
+		TypeMeta: metav1.TypeMeta{APIVersion: platformv1.GroupVersion.String(), Kind: "ParserPlatform"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      "vk",
+			Namespace: "parser",
+			UID:       types.UID("0b5e0f4e-6d7a-4c1e-9a3b-7f2d8c9e1a20"),
+		},
+		Spec: platformv1.ParserPlatformSpec{
+			Services: []platformv1.ServiceSpec{
+				service("auth", 8001),
+				service("comments", 8002),
+				service("parser", 8003),
+				service("analytics", 8004),
+			},
+			Gateway: platformv1.GatewaySpec{
+				Image: "registry.example.com/vk-parser/gateway:1.4.0",
+				Port:  8080,
+			},
+		},
+	}
+}
+
+// podTemplateOf is the pod template of a workload, nil for other objects.
+// StatefulSets count, so tiers that add them are covered by every test that
+// walks pod templates.
+func podTemplateOf(o client.Object) *corev1.PodTemplateSpec {
+	switch w := o.(type) {
+	case *appsv1.Deployment:
+		return &w.Spec.Template
+	case *appsv1.StatefulSet:
+		return &w.Spec.Template
+	}
+	return nil
+}
+
+// podTemplates are the pod templates of every workload among objs, keyed by
+// "Kind/name".
+func podTemplates(t *testing.T, objs []client.Object) map[string]*corev1.PodTemplateSpec {
+	t.Helper()
+	out := map[string]*corev1.PodTemplateSpec{}
+	for _, o := range objs {
+		if tmpl := podTemplateOf(o); tmpl != nil {
+			out[kindOf(o)+"/"+o.GetName()] = tmpl
+		}
+	}
+	return out
+}
+
+// statelessTemplates are the pod templates of the stateless tier's workloads
+// (services, gateway, load balancer): the ones that read the registry or
+// nginx.conf and carry their hash.
+func statelessTemplates(t *testing.T, objs []client.Object) map[string]*corev1.PodTemplateSpec {
+	t.Helper()
+	out := map[string]*corev1.PodTemplateSpec{}
+	for name, tmpl := range podTemplates(t, objs) {
+		switch tmpl.Labels[LabelComponent] {
+		case ComponentService, ComponentGateway, ComponentLoadBalancer:
+			out[name] = tmpl
+		}
+	}
+	return out
+}
+
+// appComponents run the platform's own code (SPEC "Every app container gets
+// INSTANCE_ID"): services, the gateway and queue workers, not nginx or the
+// data stores.
+var appComponents = map[string]bool{ComponentService: true, ComponentGateway: true, "worker": true}
+
+// find returns the child of type T named name, or fails.
+func find[T client.Object](t *testing.T, objs []client.Object, name string) T {
+	t.Helper()
+	for _, o := range objs {
+		if typed, ok := o.(T); ok && o.GetName() == name {
+			return typed
+		}
+	}
+	var zero T
+	t.Fatalf("no %T named %q among the children", zero, name)
+	return zero
+}
+
+// hpas are the HPAs among objs by name.
+func hpas(objs []client.Object) map[string]*autoscalingv2.HorizontalPodAutoscaler {
+	out := map[string]*autoscalingv2.HorizontalPodAutoscaler{}
+	for _, o := range objs {
+		if h, ok := o.(*autoscalingv2.HorizontalPodAutoscaler); ok {
+			out[h.Name] = h
+		}
+	}
+	return out
+}
+
+// kindOf names an object's kind from its Go type, so a builder that forgets
+// TypeMeta cannot hide a child from a test.
+func kindOf(o client.Object) string {
+	switch o.(type) {
+	case *corev1.ServiceAccount:
+		return "ServiceAccount"
+	case *corev1.Secret:
+		return "Secret"
+	case *corev1.ConfigMap:
+		return "ConfigMap"
+	case *corev1.Service:
+		return "Service"
+	case *appsv1.StatefulSet:
+		return "StatefulSet"
+	case *appsv1.Deployment:
+		return "Deployment"
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		return "HorizontalPodAutoscaler"
+	default:
+		return o.GetObjectKind().GroupVersionKind().Kind
+	}
+}
