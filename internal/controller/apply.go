@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
@@ -23,6 +25,12 @@ const restartedAtAnnotation = "kubectl.kubernetes.io/restartedAt"
 // errNotOwned marks a child that exists but belongs to someone else: the
 // operator refuses to take it over rather than overwrite it.
 var errNotOwned = errors.New("exists and is not owned by this platform")
+
+// refusal is a change the operator will not make on purpose; reason is the
+// event reason, the message tells the user why and what to do.
+type refusal struct{ reason, msg string }
+
+func (r *refusal) Error() string { return r.msg }
 
 // action is what ensure did to one child.
 type action string
@@ -62,19 +70,55 @@ func (w *childWriter) ensure(ctx context.Context, desired client.Object) (action
 	if !metav1.IsControlledBy(live, w.owner) {
 		return actionNone, errNotOwned
 	}
+	act := actionNone
 	ok, err := matches(desired, live, w.skipPaths(desired)...)
-	if err != nil || ok {
+	if err != nil {
 		return actionNone, err
 	}
-	return actionUpdated, w.client.Update(ctx, w.updated(desired, live))
+	if !ok {
+		if err := w.client.Update(ctx, w.updated(desired, live)); err != nil {
+			return actionNone, err
+		}
+		act = actionUpdated
+	}
+	return act, immutableDrift(desired, live)
 }
 
-// skipPaths leaves replicas out of the comparison when an HPA owns them.
+// skipPaths leaves out of the comparison what the operator does not write:
+// replicas an HPA owns, and a StatefulSet's volume claim templates, which
+// the API server does not let change (immutableDrift reports them).
 func (w *childWriter) skipPaths(obj client.Object) [][]string {
+	var paths [][]string
 	if w.ownedByHPA(obj) {
-		return [][]string{{"spec", "replicas"}}
+		paths = append(paths, []string{"spec", "replicas"})
+	}
+	if _, ok := obj.(*appsv1.StatefulSet); ok {
+		paths = append(paths, []string{"spec", "volumeClaimTemplates"})
+	}
+	return paths
+}
+
+// immutableDrift refuses what a StatefulSet cannot change in place: its
+// volume claim templates (storage size or class). The running volumes keep
+// what they have; the user resizes PVCs by hand.
+func immutableDrift(desired, live client.Object) error {
+	d, ok := desired.(*appsv1.StatefulSet)
+	if !ok {
+		return nil
+	}
+	l := live.(*appsv1.StatefulSet)
+	for i, want := range d.Spec.VolumeClaimTemplates {
+		if i >= len(l.Spec.VolumeClaimTemplates) || !equalClaim(want, l.Spec.VolumeClaimTemplates[i]) {
+			return &refusal{reason: "StorageChangeRefused", msg: fmt.Sprintf(
+				"StatefulSet %s: its volume claim templates cannot change (storage size or class); existing volumes keep theirs, resize the PVCs by hand", d.Name)}
+		}
 	}
 	return nil
+}
+
+func equalClaim(want, have corev1.PersistentVolumeClaim) bool {
+	return want.Spec.Resources.Requests.Storage().Cmp(*have.Spec.Resources.Requests.Storage()) == 0 &&
+		ptr.Deref(want.Spec.StorageClassName, "") == ptr.Deref(have.Spec.StorageClassName, "")
 }
 
 func (w *childWriter) ownedByHPA(obj client.Object) bool {
@@ -108,6 +152,10 @@ func (w *childWriter) updated(desired, live client.Object) client.Object {
 			o.Spec.Replicas = l.Spec.Replicas
 		}
 		keepRestartedAt(&o.Spec.Template, &l.Spec.Template)
+		// Immutable: an update that changed them would be refused whole.
+		o.Spec.VolumeClaimTemplates = l.Spec.VolumeClaimTemplates
+		o.Spec.ServiceName = l.Spec.ServiceName
+		o.Spec.PodManagementPolicy = l.Spec.PodManagementPolicy
 	case *corev1.Service:
 		keepAllocatedServiceFields(o, live.(*corev1.Service))
 	}
@@ -156,8 +204,14 @@ func merged(base, overlay map[string]string) map[string]string {
 	return out
 }
 
-// newEmpty returns a zero object of the same Go type as obj.
+// newEmpty returns a zero object of the same Go type as obj (of the same
+// kind, for unstructured objects).
 func newEmpty(obj client.Object) client.Object {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		out := &unstructured.Unstructured{}
+		out.SetGroupVersionKind(u.GroupVersionKind())
+		return out
+	}
 	return reflect.New(reflect.TypeOf(obj).Elem()).Interface().(client.Object)
 }
 

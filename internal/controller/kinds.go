@@ -4,7 +4,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,11 +25,14 @@ type managedKind struct {
 // and pruning follow it (RBAC markers in parserplatform_controller.go too).
 var managedKinds = []managedKind{
 	{&corev1.ServiceAccount{}, &corev1.ServiceAccountList{}},
+	{&corev1.Secret{}, &corev1.SecretList{}},
 	{&corev1.ConfigMap{}, &corev1.ConfigMapList{}},
 	{&corev1.Service{}, &corev1.ServiceList{}},
+	{&appsv1.StatefulSet{}, &appsv1.StatefulSetList{}},
 	{&appsv1.Deployment{}, &appsv1.DeploymentList{}},
 	{&autoscalingv2.HorizontalPodAutoscaler{}, &autoscalingv2.HorizontalPodAutoscalerList{}},
 	{&policyv1.PodDisruptionBudget{}, &policyv1.PodDisruptionBudgetList{}},
+	{&networkingv1.NetworkPolicy{}, &networkingv1.NetworkPolicyList{}},
 }
 
 // CacheOptions cache only the operator's own children (label-selected
@@ -40,6 +45,9 @@ func CacheOptions() cache.Options {
 	byObject := map[client.Object]cache.ByObject{}
 	for _, k := range managedKinds {
 		byObject[k.object] = cache.ByObject{Label: ours}
+	}
+	byObject[serviceMonitorCRDMetadata()] = cache.ByObject{
+		Field: fields.OneTermEqualSelector("metadata.name", ServiceMonitorCRD),
 	}
 	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
 }

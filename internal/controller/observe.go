@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -22,26 +23,37 @@ import (
 // observe reads the children's own status from the cache: what the status
 // package turns into conditions.
 func (r *ParserPlatformReconciler) observe(ctx context.Context, p *platformv1.ParserPlatform) (status.Observed, error) {
-	o := status.Observed{Generation: p.Generation, Paused: p.Spec.Paused}
-	names := make([]string, 0, len(p.Spec.Services)+1)
-	for _, s := range p.Spec.Services {
-		names = append(names, s.Name)
-	}
-	names = append(names, "gateway")
-	for _, name := range names {
+	o := status.Observed{Generation: p.Generation, Paused: p.Spec.Paused, Queues: p.Spec.Queues != nil && len(p.Spec.Queues.Queues) > 0}
+	var errs []error
+	deployment := func(name string) status.Workload {
 		w, err := r.observeDeployment(ctx, p, name)
-		if err != nil {
-			return o, err
+		errs = append(errs, err)
+		return w
+	}
+	statefulSet := func(component, name string) status.Workload {
+		w, err := r.observeStatefulSet(ctx, p.Namespace, component, name)
+		errs = append(errs, err)
+		return w
+	}
+	for _, s := range p.Spec.Services {
+		o.Services = append(o.Services, deployment(s.Name))
+	}
+	o.Services = append(o.Services, deployment("gateway"))
+	o.LoadBalancer = deployment("lb")
+	for i := range resource.ShardCount(p) {
+		o.Shards = append(o.Shards, statefulSet(resource.ShardName(i), resource.ShardStatefulSetName(p, i)))
+	}
+	o.Cache = statefulSet("cache", resource.CacheName(p))
+	o.CacheDetail = "the operator does not assign slots yet"
+	if o.Queues {
+		o.Broker = statefulSet("broker", resource.BrokerName(p))
+		for _, q := range p.Spec.Queues.Queues {
+			o.Workers = append(o.Workers, deployment(resource.WorkerName(q.Name)))
 		}
-		o.Services = append(o.Services, w)
 	}
-	lb, err := r.observeDeployment(ctx, p, "lb")
-	if err != nil {
-		return o, err
-	}
-	o.LoadBalancer = lb
-	o.LoadBalancerAddress, err = r.loadBalancerAddress(ctx, p)
-	return o, err
+	address, err := r.loadBalancerAddress(ctx, p)
+	o.LoadBalancerAddress = address
+	return o, errors.Join(append(errs, err)...)
 }
 
 func (r *ParserPlatformReconciler) observeDeployment(ctx context.Context, p *platformv1.ParserPlatform, name string) (status.Workload, error) {
@@ -63,6 +75,23 @@ func (r *ParserPlatformReconciler) observeDeployment(ctx context.Context, p *pla
 			w.Stalled = true
 		}
 	}
+	return w, nil
+}
+
+func (r *ParserPlatformReconciler) observeStatefulSet(ctx context.Context, namespace, component, name string) (status.Workload, error) {
+	s := &appsv1.StatefulSet{}
+	w := status.Workload{Name: component, Kind: "StatefulSet"}
+	err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, s)
+	if apierrors.IsNotFound(err) {
+		return w, nil
+	}
+	if err != nil {
+		return w, fmt.Errorf("reading StatefulSet %s: %w", name, err)
+	}
+	w.Found = true
+	w.Generation, w.ObservedGeneration = s.Generation, s.Status.ObservedGeneration
+	w.Desired = ptr.Deref(s.Spec.Replicas, 1)
+	w.Updated, w.Ready, w.Available = s.Status.UpdatedReplicas, s.Status.ReadyReplicas, s.Status.AvailableReplicas
 	return w, nil
 }
 

@@ -7,15 +7,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -40,10 +44,14 @@ type ParserPlatformReconciler struct {
 // +kubebuilder:rbac:groups=platform.vkparser.io,resources=parserplatforms,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=platform.vkparser.io,resources=parserplatforms/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=platform.vkparser.io,resources=parserplatforms/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=serviceaccounts;configmaps;services,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts;secrets;configmaps;services,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=list;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one platform's children to the spec and reports status.
@@ -53,15 +61,17 @@ func (r *ParserPlatformReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !p.DeletionTimestamp.IsZero() {
-		// Owner references let the garbage collector remove the children.
-		return ctrl.Result{}, nil
+		// Owner references let the garbage collector remove the children;
+		// the data volumes go first, if the platform says so.
+		return ctrl.Result{}, r.finalize(ctx, p)
 	}
 
 	var res reconcileResult
 	if !p.Spec.Paused {
-		desired := resource.Children(p)
-		res = r.applyChildren(ctx, p, desired)
-		res.merge(r.pruneChildren(ctx, p, desired))
+		if err := r.syncDataFinalizer(ctx, p); err != nil {
+			return ctrl.Result{}, err
+		}
+		res = r.reconcileChildren(ctx, p)
 	}
 	if err := r.updateStatus(ctx, p, res); err != nil {
 		return ctrl.Result{}, fmt.Errorf("updating status: %w", err)
@@ -75,16 +85,36 @@ func (r *ParserPlatformReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	return ctrl.Result{}, nil
 }
 
+// reconcileChildren makes the children match the spec: generated secrets
+// first (so builders stay pure), then every child in order, then the removal
+// of children the spec no longer asks for.
+func (r *ParserPlatformReconciler) reconcileChildren(ctx context.Context, p *platformv1.ParserPlatform) reconcileResult {
+	creds, err := r.resolveCredentials(ctx, p)
+	if err != nil {
+		return reconcileResult{errs: []error{err}}
+	}
+	desired := resource.Children(p, creds)
+	res := r.applyChildren(ctx, p, desired)
+	res.merge(r.pruneChildren(ctx, p, desired))
+	res.merge(r.reconcileServiceMonitor(ctx, p))
+	return res
+}
+
 // reconcileResult collects what went wrong without stopping the rest: one
 // bad child never keeps the others from being reconciled.
 type reconcileResult struct {
 	errs     []error  // transient failures: retried with backoff
 	refusals []string // operations refused on purpose: reported, not retried hot
+	// monitoring is the ServiceMonitor's condition.
+	monitoring *metav1.Condition
 }
 
 func (r *reconcileResult) merge(o reconcileResult) {
 	r.errs = append(r.errs, o.errs...)
 	r.refusals = append(r.refusals, o.refusals...)
+	if o.monitoring != nil {
+		r.monitoring = o.monitoring
+	}
 }
 
 func (r *reconcileResult) problems() []string {
@@ -102,11 +132,15 @@ func (r *ParserPlatformReconciler) applyChildren(ctx context.Context, p *platfor
 	var res reconcileResult
 	for _, obj := range desired {
 		act, err := w.ensure(ctx, obj)
+		var refused *refusal
 		switch {
 		case errors.Is(err, errNotOwned):
 			msg := describe(obj) + " " + errNotOwned.Error() + "; delete it or rename the platform"
 			res.refusals = append(res.refusals, msg)
-			r.event(p, "Warning", "AdoptionRefused", "Reconcile", msg)
+			r.warnOnce(p, "AdoptionRefused", msg)
+		case errors.As(err, &refused):
+			res.refusals = append(res.refusals, refused.Error())
+			r.warnOnce(p, refused.reason, refused.Error())
 		case err != nil:
 			res.errs = append(res.errs, fmt.Errorf("reconciling %s: %w", describe(obj), err))
 		case act != actionNone:
@@ -184,6 +218,7 @@ func (r *ParserPlatformReconciler) updateStatus(ctx context.Context, p *platform
 		return err
 	}
 	observed.Problems = res.problems()
+	observed.Monitoring = res.monitoring
 	next := p.Status.DeepCopy()
 	status.Apply(next, observed)
 	if !p.Spec.Paused {
@@ -202,6 +237,16 @@ func (r *ParserPlatformReconciler) updateStatus(ctx context.Context, p *platform
 	return err
 }
 
+// warnOnce emits a Warning event for a refusal the platform does not report
+// yet: a refusal that persists is in the Degraded condition already, and
+// repeating its event every reconcile would be a write each time.
+func (r *ParserPlatformReconciler) warnOnce(p *platformv1.ParserPlatform, reason, msg string) {
+	if c := meta.FindStatusCondition(p.Status.Conditions, status.TypeDegraded); c != nil && strings.Contains(c.Message, msg) {
+		return
+	}
+	r.event(p, "Warning", reason, "Reconcile", msg)
+}
+
 func (r *ParserPlatformReconciler) event(p *platformv1.ParserPlatform, eventType, reason, act, note string) {
 	if r.Recorder != nil {
 		r.Recorder.Eventf(p, nil, eventType, reason, act, "%s", note)
@@ -218,6 +263,12 @@ func (r *ParserPlatformReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurr
 	for _, k := range managedKinds {
 		b = b.Owns(k.object)
 	}
+	// A ServiceMonitor CRD installed later gives every platform its
+	// ServiceMonitor: watch that one CRD (metadata only).
+	b = b.Watches(serviceMonitorCRDMetadata(), handler.EnqueueRequestsFromMapFunc(r.allPlatforms),
+		builder.OnlyMetadata, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			return o.GetName() == ServiceMonitorCRD
+		})))
 	b = b.WithOptions(controllerOptions(maxConcurrentReconciles))
 	return b.Complete(r)
 }

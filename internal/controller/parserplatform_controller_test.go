@@ -180,7 +180,9 @@ var _ = Describe("ParserPlatform stateless tier", func() {
 			func(o client.Object) bool { return o.(*autoscalingv2.HorizontalPodAutoscaler).Spec.MaxReplicas == 20 }),
 		Entry("PDB budget", "vk-auth", &policyv1.PodDisruptionBudget{},
 			func(o client.Object) { o.(*policyv1.PodDisruptionBudget).Spec.MaxUnavailable = ptr.To(intOrString(3)) },
-			func(o client.Object) bool { return o.(*policyv1.PodDisruptionBudget).Spec.MaxUnavailable.IntValue() == 1 }),
+			func(o client.Object) bool {
+				return o.(*policyv1.PodDisruptionBudget).Spec.MaxUnavailable.IntValue() == 1
+			}),
 		Entry("nginx.conf", "vk-lb-config", &corev1.ConfigMap{},
 			func(o client.Object) { o.(*corev1.ConfigMap).Data[resource.NginxConfKey] = "events {}" },
 			func(o client.Object) bool {
@@ -191,7 +193,9 @@ var _ = Describe("ParserPlatform stateless tier", func() {
 			func(o client.Object) bool { return o.(*corev1.ConfigMap).Data[resource.RegistryFileKey] != "{}" }),
 		Entry("ServiceAccount token mount", "vk", &corev1.ServiceAccount{},
 			func(o client.Object) { o.(*corev1.ServiceAccount).AutomountServiceAccountToken = ptr.To(true) },
-			func(o client.Object) bool { return !ptr.Deref(o.(*corev1.ServiceAccount).AutomountServiceAccountToken, true) }),
+			func(o client.Object) bool {
+				return !ptr.Deref(o.(*corev1.ServiceAccount).AutomountServiceAccountToken, true)
+			}),
 	)
 
 	It("restores a child whose labels were removed, though it left the operator's cache", func() {
@@ -215,7 +219,9 @@ var _ = Describe("ParserPlatform stateless tier", func() {
 		Expect(k8sClient.Update(ctx, d)).To(Succeed())
 		mark := writes.count()
 		// A real change elsewhere in the same Deployment makes the operator update it.
-		updatePlatform(ctx, p, func(p *platformv1.ParserPlatform) { p.Spec.Services[0].Image = "registry.example.com/vk-parser/auth:2.0.0" })
+		updatePlatform(ctx, p, func(p *platformv1.ParserPlatform) {
+			p.Spec.Services[0].Image = "registry.example.com/vk-parser/auth:2.0.0"
+		})
 		Eventually(func() string {
 			_ = get(ctx, d, ns, "vk-auth")()
 			return d.Spec.Template.Spec.Containers[0].Image
@@ -320,15 +326,25 @@ var _ = Describe("ParserPlatform stateless tier", func() {
 		for _, name := range []string{"vk-auth", "vk-comments", "vk-gateway", "vk-lb"} {
 			markDeploymentReady(ctx, ns, name)
 		}
-		Eventually(condition(ctx, p, "Ready"), timeout, interval).Should(Satisfy(haveStatus(metav1.ConditionTrue)))
-		Expect(condition(ctx, p, "ServicesReady")()).To(Satisfy(haveStatus(metav1.ConditionTrue)))
-		Expect(condition(ctx, p, "LoadBalancerReady")()).To(Satisfy(haveStatus(metav1.ConditionTrue)))
-		Expect(condition(ctx, p, "Progressing")()).To(Satisfy(haveStatus(metav1.ConditionFalse)))
+		for _, name := range []string{"vk-db-0", "vk-cache"} {
+			markStatefulSetReady(ctx, ns, name)
+		}
+		for _, area := range []string{"ServicesReady", "LoadBalancerReady", "DatabaseReady", "QueuesReady"} {
+			Eventually(condition(ctx, p, area), timeout, interval).Should(Satisfy(haveStatus(metav1.ConditionTrue)), area)
+		}
+		// Ready pods are not a working cache: until the Redis Cluster is
+		// formed, CacheReady and with it Ready stay False, and say why.
+		Expect(condition(ctx, p, "CacheReady")()).To(HaveField("Reason", "ClusterNotFormed"))
+		Expect(condition(ctx, p, "Ready")()).To(HaveField("Message", "not ready: CacheReady"))
 		latest := &platformv1.ParserPlatform{}
 		Expect(get(ctx, latest, ns, "vk")()).To(Succeed())
 		Expect(latest.Status.Components).To(ContainElement(platformv1.ComponentStatus{
 			Name: "auth", Kind: "Deployment", DesiredReplicas: 3, ReadyReplicas: 3,
 		}))
+		Expect(latest.Status.Components).To(ContainElement(platformv1.ComponentStatus{
+			Name: "cache", Kind: "StatefulSet", DesiredReplicas: 6, ReadyReplicas: 6,
+		}))
+		Expect(latest.Status.Shards).To(Equal(int32(1)))
 		Expect(latest.Status.LoadBalancerAddress).To(MatchRegexp(`^10\.\d+\.\d+\.\d+:80$`))
 
 		// One service losing its pods makes the platform not ready again.
@@ -356,5 +372,22 @@ func markDeploymentReady(ctx context.Context, ns, name string) {
 			ObservedGeneration: d.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
 		}
 		return k8sClient.Status().Update(ctx, d)
+	}, timeout, interval).Should(Succeed())
+}
+
+// markStatefulSetReady writes the status the StatefulSet controller would
+// once every pod is up.
+func markStatefulSetReady(ctx context.Context, ns, name string) {
+	Eventually(func() error {
+		s := &appsv1.StatefulSet{}
+		if err := get(ctx, s, ns, name)(); err != nil {
+			return err
+		}
+		n := ptr.Deref(s.Spec.Replicas, 1)
+		s.Status = appsv1.StatefulSetStatus{
+			ObservedGeneration: s.Generation, Replicas: n, UpdatedReplicas: n, ReadyReplicas: n, AvailableReplicas: n,
+			CurrentReplicas: n,
+		}
+		return k8sClient.Status().Update(ctx, s)
 	}, timeout, interval).Should(Succeed())
 }

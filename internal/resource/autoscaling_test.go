@@ -65,7 +65,7 @@ func TestHPAFromSpecAndOverrides(t *testing.T) {
 			p := samplePlatform()
 			p.Spec.Autoscaling = tc.platform
 			p.Spec.Services[0].Autoscaling = tc.override
-			children := Children(p)
+			children := Children(p, testCredentials)
 			all := hpas(children)
 			auth := Name(p.Name, "auth")
 			if tc.noAuthHPA {
@@ -134,7 +134,7 @@ func TestAutoscalingOffUsesSpecReplicas(t *testing.T) {
 	p.Spec.Gateway.Replicas = ptr.To[int32](4)
 	// A service that turns autoscaling back on for itself keeps its HPA.
 	p.Spec.Services[2].Autoscaling = &platformv1.AutoscalingOverride{Enabled: ptr.To(true)}
-	children := Children(p)
+	children := Children(p, testCredentials)
 
 	all := hpas(children)
 	if len(all) != 1 || all[Name(p.Name, "parser")] == nil {

@@ -21,7 +21,7 @@ import (
 func TestChildrenAreTheStatelessTier(t *testing.T) {
 	p := samplePlatform()
 	got := map[string]bool{}
-	for _, o := range Children(p) {
+	for _, o := range Children(p, testCredentials) {
 		key := kindOf(o) + "/" + o.GetName()
 		if got[key] {
 			t.Errorf("%s appears twice", key)
@@ -49,7 +49,7 @@ func TestChildrenAreTheStatelessTier(t *testing.T) {
 // template (pods are what Services, PDBs and NetworkPolicies select).
 func TestEveryChildCarriesLabelsAndOwner(t *testing.T) {
 	p := samplePlatform()
-	children := Children(p)
+	children := Children(p, testCredentials)
 	for _, o := range children {
 		key := kindOf(o) + "/" + o.GetName()
 		assertSpecLabels(t, key, p, o.GetLabels())
@@ -105,7 +105,7 @@ func assertSpecLabels(t *testing.T, what string, p *platformv1.ParserPlatform, l
 // every workload its Service, then its Deployment, then what acts on it.
 func TestChildrenOrderFollowsDependencies(t *testing.T) {
 	p := samplePlatform()
-	children := Children(p)
+	children := Children(p, testCredentials)
 	position := map[string]int{}
 	for i, o := range children {
 		position[kindOf(o)+"/"+o.GetName()] = i
@@ -185,7 +185,7 @@ func TestChildrenOrderFollowsDependencies(t *testing.T) {
 // one (a headless Service may be named apart from its StatefulSet).
 func TestSelectorsMatchPods(t *testing.T) {
 	p := samplePlatform()
-	children := Children(p)
+	children := Children(p, testCredentials)
 	templates := podTemplates(t, children)
 	workloadOf := func(name string) string {
 		for _, kind := range []string{"Deployment", "StatefulSet"} {
@@ -259,7 +259,7 @@ func TestLoadBalancerServiceType(t *testing.T) {
 			p := samplePlatform()
 			p.Spec.LoadBalancer.ServiceType = tc.spec
 			p.Spec.LoadBalancer.Port = 8088
-			svc := find[*corev1.Service](t, Children(p), Name(p.Name, "lb"))
+			svc := find[*corev1.Service](t, Children(p, testCredentials), Name(p.Name, "lb"))
 			if svc.Spec.Type != tc.want {
 				t.Errorf("type %q, want %q", svc.Spec.Type, tc.want)
 			}
@@ -267,7 +267,7 @@ func TestLoadBalancerServiceType(t *testing.T) {
 				t.Errorf("ports %+v, want the spec's port 8088", svc.Spec.Ports)
 			}
 			// The app services stay internal whatever the load balancer is.
-			if s := find[*corev1.Service](t, Children(p), Name(p.Name, "auth")); s.Spec.Type != corev1.ServiceTypeClusterIP {
+			if s := find[*corev1.Service](t, Children(p, testCredentials), Name(p.Name, "auth")); s.Spec.Type != corev1.ServiceTypeClusterIP {
 				t.Errorf("service auth has type %q, want ClusterIP", s.Spec.Type)
 			}
 		})
@@ -279,7 +279,7 @@ func TestLoadBalancerServiceType(t *testing.T) {
 func TestConfigHashRollsOnlyOnConfigChange(t *testing.T) {
 	hashes := func(p *platformv1.ParserPlatform) map[string]string {
 		out := map[string]string{}
-		for name, tmpl := range statelessTemplates(t, Children(p)) {
+		for name, tmpl := range statelessTemplates(t, Children(p, testCredentials)) {
 			h := tmpl.Annotations[AnnotationConfigHash]
 			if h == "" {
 				t.Fatalf("%s: no %s annotation", name, AnnotationConfigHash)
@@ -338,7 +338,7 @@ func TestConfigHashRollsOnlyOnConfigChange(t *testing.T) {
 			for _, name := range tc.rolled {
 				mustRoll[name] = true
 			}
-			for name, tmpl := range statelessTemplates(t, Children(p)) {
+			for name, tmpl := range statelessTemplates(t, Children(p, testCredentials)) {
 				if tc.appTier && (tmpl.Labels[LabelComponent] == ComponentService || tmpl.Labels[LabelComponent] == ComponentGateway) {
 					mustRoll[name] = true
 				}
@@ -360,7 +360,7 @@ func TestConfigHashRollsOnlyOnConfigChange(t *testing.T) {
 // ConfigMaps it mounts, so a change of any of them rolls it.
 func TestConfigHashIsTheMountedConfig(t *testing.T) {
 	p := samplePlatform()
-	children := Children(p)
+	children := Children(p, testCredentials)
 	configs := map[string]map[string]string{}
 	for _, o := range children {
 		if cm, ok := o.(*corev1.ConfigMap); ok {

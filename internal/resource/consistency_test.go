@@ -44,7 +44,7 @@ func serviceAddresses(objs []client.Object) map[string]bool {
 func TestRegistryPointsAtServices(t *testing.T) {
 	for name, p := range map[string]*platformv1.ParserPlatform{"sample": samplePlatform(), "long names": longPlatform()} {
 		t.Run(name, func(t *testing.T) {
-			addresses := serviceAddresses(Children(p))
+			addresses := serviceAddresses(Children(p, testCredentials))
 			var doc struct {
 				Gateway  string            `json:"gateway"`
 				Services map[string]string `json:"services"`
@@ -84,7 +84,7 @@ func TestRegistryPointsAtServices(t *testing.T) {
 func TestLoadBalancerRunsTheGeneratedConf(t *testing.T) {
 	for name, p := range map[string]*platformv1.ParserPlatform{"sample": samplePlatform(), "long names": longPlatform()} {
 		t.Run(name, func(t *testing.T) {
-			children := Children(p)
+			children := Children(p, testCredentials)
 			conf := RenderNginxConf(p)
 			d := find[*appsv1.Deployment](t, children, Name(p.Name, "lb"))
 			spec := d.Spec.Template.Spec

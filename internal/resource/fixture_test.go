@@ -139,3 +139,7 @@ func kindOf(o client.Object) string {
 		return o.GetObjectKind().GroupVersionKind().Kind
 	}
 }
+
+// testCredentials stand in for the generated values the controller resolves:
+// builders only copy them into Secrets and configs.
+var testCredentials = Credentials{}

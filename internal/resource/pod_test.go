@@ -90,7 +90,7 @@ func equalResources(a, b corev1.ResourceList) bool {
 func appContainers(t *testing.T, p *platformv1.ParserPlatform) map[string]corev1.Container {
 	t.Helper()
 	out := map[string]corev1.Container{}
-	for name, tmpl := range podTemplates(t, Children(p)) {
+	for name, tmpl := range podTemplates(t, Children(p, testCredentials)) {
 		if !appComponents[tmpl.Labels[LabelComponent]] {
 			continue
 		}

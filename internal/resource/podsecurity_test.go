@@ -53,7 +53,7 @@ func platformVariants() map[string]*platformv1.ParserPlatform {
 
 func TestPodTemplatesMeetPodSecurityRestricted(t *testing.T) {
 	for variant, p := range platformVariants() {
-		templates := podTemplates(t, Children(p))
+		templates := podTemplates(t, Children(p, testCredentials))
 		// The four services, the gateway and the load balancer at least: a
 		// walk that finds nothing must not pass.
 		if len(templates) < len(p.Spec.Services)+2 {
@@ -74,7 +74,7 @@ func TestPodTemplatesMeetPodSecurityRestricted(t *testing.T) {
 // must refuse them, so the test above cannot pass vacuously.
 func TestPodSecurityEvaluatorRejectsUnsafeTemplates(t *testing.T) {
 	p := samplePlatform()
-	base := podTemplates(t, Children(p))["Deployment/"+Name(p.Name, "auth")]
+	base := podTemplates(t, Children(p, testCredentials))["Deployment/"+Name(p.Name, "auth")]
 	if base == nil {
 		t.Fatal("no auth Deployment among the children")
 	}

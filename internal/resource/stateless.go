@@ -1,8 +1,8 @@
 package resource
 
 import (
-	"strconv"
 	"slices"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -11,8 +11,6 @@ import (
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 )
-
-const registryVolumeName = "registry"
 
 // ServiceAccountName is the account every pod of the platform runs as. It
 // gets no API token: the platform's apps do not talk to Kubernetes.
@@ -28,60 +26,79 @@ func ServiceAccount(p *platformv1.ParserPlatform) *corev1.ServiceAccount {
 }
 
 // serviceWorkloads are the spec's services followed by the gateway: both read
-// the registry and are scaled the same way.
-func serviceWorkloads(p *platformv1.ParserPlatform) []*appWorkload {
-	registryHash := ConfigHash(RegistryConfigMap(p).Data)
-	mounts := []corev1.VolumeMount{{Name: registryVolumeName, MountPath: RegistryMountPath, ReadOnly: true}}
-	volumes := []corev1.Volume{configMapVolume(registryVolumeName, RegistryName(p))}
-
+// the platform's configuration and are scaled the same way.
+func serviceWorkloads(p *platformv1.ParserPlatform, cfg appConfig) []*appWorkload {
 	var out []*appWorkload
 	for i := range p.Spec.Services {
 		s := &p.Spec.Services[i]
 		out = append(out, &appWorkload{
 			platform: p, name: s.Name, component: ComponentService,
 			image: s.Image, port: s.Port, env: s.Env, resources: s.Resources, replicas: s.Replicas,
-			autoscaling: p.Spec.AutoscalingFor(s.Autoscaling),
-			configHash:  registryHash, volumes: volumes, mounts: mounts,
+			autoscaling: p.Spec.AutoscalingFor(s.Autoscaling), config: cfg,
 		})
 	}
 	g := &p.Spec.Gateway
-	out = append(out, &appWorkload{
+	return append(out, &appWorkload{
 		platform: p, name: "gateway", component: ComponentGateway,
 		image: g.Image, port: p.Spec.GatewayPort(), env: g.Env, resources: g.Resources, replicas: g.Replicas,
-		autoscaling: p.Spec.AutoscalingFor(g.Autoscaling),
-		configHash:  registryHash, volumes: volumes, mounts: mounts,
+		autoscaling: p.Spec.AutoscalingFor(g.Autoscaling), config: cfg,
 	})
+}
+
+// appChildren are the children of app workloads: Service, Deployment, HPA, PDB.
+func appChildren(workloads []*appWorkload) []client.Object {
+	var out []client.Object
+	for _, w := range workloads {
+		if w.port != 0 {
+			out = append(out, w.Service())
+		}
+		out = append(out, w.Deployment())
+		if w.autoscaling.Enabled {
+			out = append(out, w.HPA())
+		}
+		out = append(out, w.PDB())
+	}
 	return out
 }
 
-// appChildren are the children of app workloads in dependency order:
-// Services, then Deployments, then HPAs and PDBs.
-func appChildren(workloads []*appWorkload) []client.Object {
-	var services, deployments, rest []client.Object
-	for _, w := range workloads {
-		if w.port != 0 {
-			services = append(services, w.Service())
-		}
-		deployments = append(deployments, w.Deployment())
-		if w.autoscaling.Enabled {
-			rest = append(rest, w.HPA())
-		}
-		rest = append(rest, w.PDB())
-	}
-	return slices.Concat(services, deployments, rest)
+// kindOrder is the order children are created in, dependencies first (as
+// rabbitmq's ResourceBuilders): identity, secrets and configuration before the
+// Services that reach workloads, the workloads, then what acts on them.
+var kindOrder = []string{
+	"ServiceAccount", "Secret", "ConfigMap", "Service", "StatefulSet", "Deployment",
+	"HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
 }
 
-// Children is every child of the platform that the stateless tier needs, in
-// the order they are created: identity and configuration first, then the
-// Services the workloads are reached by, then the workloads, then what acts on
-// the workloads (HPAs, PDBs).
-func Children(p *platformv1.ParserPlatform) []client.Object {
-	return slices.Concat(
+// Children is every child of the platform in creation order (kindOrder).
+// The ServiceMonitor is not among them: it exists only when its CRD does, which
+// the controller finds out (ServiceMonitor builds it).
+func Children(p *platformv1.ParserPlatform, creds Credentials) []client.Object {
+	cfg := newAppConfig(p)
+	all := slices.Concat(
 		[]client.Object{ServiceAccount(p), RegistryConfigMap(p), LoadBalancerConfigMap(p)},
-		appChildren(serviceWorkloads(p)),
+		appChildren(serviceWorkloads(p, cfg)),
 		loadBalancerChildren(p),
+		databaseChildren(p, creds),
+		cacheChildren(p, creds),
+		brokerChildren(p, creds),
+		appChildren(workerWorkloads(p, cfg)),
 	)
+	for _, np := range NetworkPolicies(p) {
+		all = append(all, np)
+	}
+	slices.SortStableFunc(all, func(a, b client.Object) int {
+		return slices.Index(kindOrder, kindName(a)) - slices.Index(kindOrder, kindName(b))
+	})
+	return all
 }
+
+// GeneratedKeys lists every value the operator generates for a platform; the
+// controller resolves exactly these into Credentials before Children.
+func GeneratedKeys(p *platformv1.ParserPlatform) []SecretKey {
+	return slices.Concat(databaseGeneratedKeys(p), cacheGeneratedKeys(p), brokerGeneratedKeys(p))
+}
+
+func kindName(obj client.Object) string { return obj.GetObjectKind().GroupVersionKind().Kind }
 
 func itoa(i int32) string { return strconv.Itoa(int(i)) }
 

@@ -28,9 +28,7 @@ type appWorkload struct {
 	resources   corev1.ResourceRequirements
 	replicas    *int32 // used when autoscaling is off
 	autoscaling platformv1.EffectiveAutoscaling
-	configHash  string // hash of the config its pods read
-	volumes     []corev1.Volume
-	mounts      []corev1.VolumeMount
+	config      appConfig // what the platform provides it
 	gracePeriod *int64
 }
 
@@ -89,7 +87,7 @@ func (w *appWorkload) podTemplate(selector map[string]string) corev1.PodTemplate
 	return corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{
 			Labels:      w.labels(),
-			Annotations: map[string]string{AnnotationConfigHash: w.configHash},
+			Annotations: map[string]string{AnnotationConfigHash: w.config.hash},
 		},
 		Spec: corev1.PodSpec{
 			ServiceAccountName:            ServiceAccountName(w.platform),
@@ -98,7 +96,7 @@ func (w *appWorkload) podTemplate(selector map[string]string) corev1.PodTemplate
 			TerminationGracePeriodSeconds: w.gracePeriod,
 			TopologySpreadConstraints:     spreadAcrossNodes(selector),
 			Containers:                    []corev1.Container{w.container()},
-			Volumes:                       append(slicesClone(w.volumes), tmpVolume()),
+			Volumes:                       append(slicesClone(w.config.volumes), tmpVolume()),
 		},
 	}
 }
@@ -112,7 +110,7 @@ func (w *appWorkload) container() corev1.Container {
 		Env:             append(append(instanceEnv(), w.platformEnv()...), w.env...),
 		Resources:       withDefaultRequests(w.resources),
 		SecurityContext: restrictedContainerSecurityContext(),
-		VolumeMounts:    append(slicesClone(w.mounts), corev1.VolumeMount{Name: tmpVolumeName, MountPath: "/tmp"}),
+		VolumeMounts:    append(slicesClone(w.config.mounts), corev1.VolumeMount{Name: tmpVolumeName, MountPath: "/tmp"}),
 		Ports: []corev1.ContainerPort{{
 			Name: "metrics", ContainerPort: w.platform.Spec.MetricsPort(), Protocol: corev1.ProtocolTCP,
 		}},
@@ -131,11 +129,7 @@ func (w *appWorkload) container() corev1.Container {
 
 // platformEnv points the app at what the platform provides it.
 func (w *appWorkload) platformEnv() []corev1.EnvVar {
-	env := []corev1.EnvVar{
-		{Name: "PLATFORM_NAME", Value: w.platform.Name},
-		{Name: "SERVICE_REGISTRY_FILE", Value: RegistryMountPath + "/" + RegistryFileKey},
-		{Name: "METRICS_PORT", Value: itoa(w.platform.Spec.MetricsPort())},
-	}
+	env := slicesClone(w.config.env)
 	if w.port != 0 {
 		env = append(env, corev1.EnvVar{Name: "PORT", Value: itoa(w.port)})
 	}

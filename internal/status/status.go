@@ -22,6 +22,10 @@ const (
 	TypePaused            = "Paused"
 	TypeServicesReady     = "ServicesReady"
 	TypeLoadBalancerReady = "LoadBalancerReady"
+	TypeDatabaseReady     = "DatabaseReady"
+	TypeCacheReady        = "CacheReady"
+	TypeQueuesReady       = "QueuesReady"
+	TypeMonitoring        = "Monitoring"
 )
 
 // Workload is what the status needs of one Deployment or StatefulSet.
@@ -32,7 +36,7 @@ type Workload struct {
 	Found bool
 	// Generation and ObservedGeneration of the workload: equal once its
 	// controller has seen the latest spec.
-	Generation, ObservedGeneration int64
+	Generation, ObservedGeneration     int64
 	Desired, Updated, Ready, Available int32
 	// Stalled is true when the rollout exceeded its progress deadline.
 	Stalled bool
@@ -58,6 +62,19 @@ type Observed struct {
 	Services            []Workload // the spec's services and the gateway
 	LoadBalancer        Workload
 	LoadBalancerAddress string
+	Shards              []Workload // one StatefulSet per shard, in index order
+	Cache               Workload
+	// CacheFormed is true once the Redis Cluster has every slot assigned and
+	// none open; CacheDetail says what is missing when it is not.
+	CacheFormed bool
+	CacheDetail string
+	// Queues is false when the spec declares no queues (no broker, no workers).
+	Queues  bool
+	Broker  Workload
+	Workers []Workload
+	// Monitoring is the ServiceMonitor's state, computed by the controller
+	// (it depends on API discovery): nil leaves the condition unset.
+	Monitoring *metav1.Condition
 	// Problems are reconcile failures and refused operations, one line each
 	// ("Deployment vk-auth is not owned by this platform"); any makes the
 	// platform Degraded and not Ready.
@@ -70,6 +87,9 @@ func Apply(st *platformv1.ParserPlatformStatus, o Observed) {
 	areas := []metav1.Condition{
 		area(TypeServicesReady, o.Services, "ServicesAvailable"),
 		loadBalancerCondition(o),
+		area(TypeDatabaseReady, o.Shards, "ShardsAvailable"),
+		cacheCondition(o),
+		queuesCondition(o),
 	}
 	for _, c := range areas {
 		set(st, o.Generation, c)
@@ -78,8 +98,12 @@ func Apply(st *platformv1.ParserPlatformStatus, o Observed) {
 	set(st, o.Generation, degradedCondition(o))
 	set(st, o.Generation, progressingCondition(o, areas))
 	set(st, o.Generation, readyCondition(o, areas))
+	if o.Monitoring != nil {
+		set(st, o.Generation, *o.Monitoring)
+	}
 	st.Components = components(o)
 	st.LoadBalancerAddress = o.LoadBalancerAddress
+	st.Shards = int32(len(o.Shards))
 }
 
 func set(st *platformv1.ParserPlatformStatus, generation int64, c metav1.Condition) {
@@ -115,6 +139,25 @@ func loadBalancerCondition(o Observed) metav1.Condition {
 		}
 	}
 	return c
+}
+
+// cacheCondition is True only when the pods are ready and the Redis Cluster
+// serves every slot: ready pods alone are not a working cache.
+func cacheCondition(o Observed) metav1.Condition {
+	c := area(TypeCacheReady, []Workload{o.Cache}, "ClusterServing")
+	if c.Status != metav1.ConditionTrue || o.CacheFormed {
+		return c
+	}
+	return metav1.Condition{Type: TypeCacheReady, Status: metav1.ConditionFalse, Reason: "ClusterNotFormed",
+		Message: "cache pods are ready but the Redis Cluster is not formed: " + o.CacheDetail}
+}
+
+func queuesCondition(o Observed) metav1.Condition {
+	if !o.Queues {
+		return metav1.Condition{Type: TypeQueuesReady, Status: metav1.ConditionTrue, Reason: "NoQueues",
+			Message: "spec.queues declares no queue: no broker and no workers run"}
+	}
+	return area(TypeQueuesReady, append([]Workload{o.Broker}, o.Workers...), "QueuesAvailable")
 }
 
 func pausedCondition(o Observed) metav1.Condition {
@@ -186,7 +229,11 @@ func allTrue(conditions []metav1.Condition) bool {
 }
 
 func allWorkloads(o Observed) []Workload {
-	return append(slices.Clone(o.Services), o.LoadBalancer)
+	all := slices.Concat(o.Services, []Workload{o.LoadBalancer}, o.Shards, []Workload{o.Cache})
+	if o.Queues {
+		all = slices.Concat(all, []Workload{o.Broker}, o.Workers)
+	}
+	return all
 }
 
 // components lists every workload's replicas, sorted by name so the status

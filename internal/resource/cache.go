@@ -1,0 +1,175 @@
+package resource
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"text/template"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+)
+
+// Redis Cluster cache settings.
+const (
+	cacheName              = "cache"
+	RedisConfKey           = "redis.conf"
+	RedisAuthConfKey       = "auth.conf"
+	redisConfigDir         = "/etc/redis"
+	redisAuthDir           = "/etc/redis/auth"
+	redisDataDir           = "/data"
+	defaultCacheSize       = "2Gi"
+	redisUID         int64 = 999 // the redis user of the official images
+	redisGrace       int64 = 30
+	// maxmemoryPercent of the container's memory is left to keys; the rest
+	// covers Redis' own overhead and replication buffers.
+	maxmemoryPercent = 75
+)
+
+//go:embed redis.conf.tmpl
+var redisConfTemplateText string
+
+var redisConfTemplate = template.Must(template.New("redis.conf").Parse(redisConfTemplateText))
+
+// CacheName is the StatefulSet, client Service, ConfigMap, Secret and PDB of
+// the cache; CacheHeadlessName its headless Service.
+func CacheName(p *platformv1.ParserPlatform) string { return StatefulSetName(p.Name, cacheName) }
+
+// CacheHeadlessName is the governing Service that gives cache pods DNS names.
+func CacheHeadlessName(p *platformv1.ParserPlatform) string {
+	return Name(p.Name, cacheName, "headless")
+}
+
+// CacheReplicas is the number of cache pods: every master and its replicas.
+func CacheReplicas(p *platformv1.ParserPlatform) int32 {
+	c := p.Spec.Cache
+	return orInt32(c.Masters, 3) * (1 + ptr.Deref(c.ReplicasPerMaster, 1))
+}
+
+// CacheEndpoint is what apps connect to: the client Service; a cluster
+// client discovers every node from it.
+func CacheEndpoint(p *platformv1.ParserPlatform) string {
+	return fmt.Sprintf("%s.%s.svc:%d", CacheName(p), p.Namespace, RedisPort)
+}
+
+func cacheGeneratedKeys(p *platformv1.ParserPlatform) []SecretKey {
+	return []SecretKey{{Secret: CacheName(p), Key: KeyPassword}}
+}
+
+// RedisConfOptions are the inputs of redis.conf. Paths are options so a test
+// can run a real redis-server on the rendered file in a temporary directory.
+type RedisConfOptions struct {
+	Platform, Namespace string
+	Port                int32
+	DataDir             string
+	AuthConf            string
+	MaxmemoryBytes      int64 // 0: no limit
+}
+
+// RenderRedisConf renders redis.conf for a cluster-mode cache node.
+func RenderRedisConf(o RedisConfOptions) string {
+	var buf bytes.Buffer
+	if err := redisConfTemplate.Execute(&buf, o); err != nil { // fixed template, plain values
+		panic(err)
+	}
+	return buf.String()
+}
+
+// RenderRedisAuthConf is the part of the configuration that holds the
+// password: it lives in the Secret, and redis.conf includes it.
+func RenderRedisAuthConf(password string) string {
+	return fmt.Sprintf("requirepass %q\nmasterauth %q\n", password, password)
+}
+
+func cacheConfOptions(p *platformv1.ParserPlatform) RedisConfOptions {
+	return RedisConfOptions{
+		Platform: p.Name, Namespace: p.Namespace, Port: RedisPort, DataDir: redisDataDir,
+		AuthConf:       redisAuthDir + "/" + RedisAuthConfKey,
+		MaxmemoryBytes: maxmemory(withDefaultRequests(p.Spec.Cache.Resources)),
+	}
+}
+
+// maxmemory is a share of the memory limit, or of the request when there is
+// no limit, so Redis evicts keys before the kernel kills it.
+func maxmemory(r corev1.ResourceRequirements) int64 {
+	memory, ok := r.Limits[corev1.ResourceMemory]
+	if !ok {
+		memory = r.Requests[corev1.ResourceMemory]
+	}
+	return memory.Value() * maxmemoryPercent / 100
+}
+
+func cacheChildren(p *platformv1.ParserPlatform, creds Credentials) []client.Object {
+	config := &corev1.ConfigMap{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: objectMeta(p, CacheName(p), cacheName, ComponentCache),
+		Data:       map[string]string{RedisConfKey: RenderRedisConf(cacheConfOptions(p))},
+	}
+	password := creds.Get(CacheName(p), KeyPassword)
+	auth := secret(p, CacheName(p), cacheName, ComponentCache, map[string]string{
+		KeyPassword: password, RedisAuthConfKey: RenderRedisAuthConf(password),
+	})
+	clientService := &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: objectMeta(p, CacheName(p), cacheName, ComponentCache),
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeClusterIP, Selector: SelectorLabels(p, cacheName),
+			Ports: []corev1.ServicePort{servicePort("redis", RedisPort)},
+		},
+	}
+	headless := headlessService(p, CacheHeadlessName(p), cacheName, ComponentCache,
+		servicePort("redis", RedisPort), servicePort("cluster-bus", RedisClusterBus))
+	return []client.Object{
+		config, auth, headless, clientService,
+		cacheWorkload(p, ConfigHash(config.Data)).StatefulSet(),
+		podDisruptionBudget(objectMeta(p, CacheName(p), cacheName, ComponentCache), SelectorLabels(p, cacheName)),
+	}
+}
+
+func cacheWorkload(p *platformv1.ParserPlatform, configHash string) *statefulWorkload {
+	c := p.Spec.Cache
+	ping := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{
+		// REDISCLI_AUTH keeps the password off the command line.
+		Command: []string{"sh", "-c", "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG"},
+	}}, PeriodSeconds: 10, TimeoutSeconds: 5}
+	return &statefulWorkload{
+		platform: p, name: cacheName, component: ComponentCache, replicas: CacheReplicas(p),
+		serviceName: CacheHeadlessName(p), storage: c.Storage, defaultSize: defaultCacheSize,
+		uid: redisUID, gracePeriod: redisGrace, configHash: configHash,
+		container: corev1.Container{
+			Name:  "redis",
+			Image: orString(c.Image, platformv1.DefaultRedisImage),
+			Command: []string{"redis-server", redisConfigDir + "/" + RedisConfKey,
+				// Each node announces its stable DNS name, not its pod IP, so
+				// clients' redirects survive pods coming back with new IPs.
+				"--cluster-announce-hostname", fmt.Sprintf("$(POD_NAME).%s.%s.svc", CacheHeadlessName(p), p.Namespace)},
+			Env: []corev1.EnvVar{
+				fieldEnv("POD_NAME", "metadata.name"),
+				secretEnv("REDISCLI_AUTH", CacheName(p), KeyPassword),
+			},
+			Ports: []corev1.ContainerPort{
+				{Name: "redis", ContainerPort: RedisPort, Protocol: corev1.ProtocolTCP},
+				{Name: "cluster-bus", ContainerPort: RedisClusterBus, Protocol: corev1.ProtocolTCP},
+			},
+			Resources:      withDefaultRequests(c.Resources),
+			ReadinessProbe: ping,
+			LivenessProbe:  withInitialDelay(ping.DeepCopy(), 15),
+			VolumeMounts: []corev1.VolumeMount{
+				{Name: dataVolumeName, MountPath: redisDataDir},
+				{Name: "config", MountPath: redisConfigDir + "/" + RedisConfKey, SubPath: RedisConfKey, ReadOnly: true},
+				{Name: "auth", MountPath: redisAuthDir, ReadOnly: true},
+			},
+		},
+		volumes: []corev1.Volume{
+			configMapVolume("config", CacheName(p)),
+			{Name: "auth", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName: CacheName(p), DefaultMode: ptr.To[int32](0o400),
+				Items: []corev1.KeyToPath{{Key: RedisAuthConfKey, Path: RedisAuthConfKey}},
+			}}},
+		},
+	}
+}
