@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
@@ -42,6 +43,19 @@ func samplePlatform() *platformv1.ParserPlatform {
 			Gateway: platformv1.GatewaySpec{
 				Image: "registry.example.com/vk-parser/gateway:1.4.0",
 				Port:  8080,
+			},
+			// The stateful tier of the SPEC sample: 4 shards, a 3x(1+1)
+			// Redis Cluster and the seed's three Celery queues on RabbitMQ.
+			Database: platformv1.DatabaseSpec{Shards: 4},
+			Cache:    platformv1.CacheSpec{Masters: 3, ReplicasPerMaster: ptr.To[int32](1)},
+			Queues: &platformv1.QueuesSpec{
+				Broker:  platformv1.BrokerSpec{Type: platformv1.BrokerRabbitMQ},
+				Workers: platformv1.WorkersSpec{Image: "registry.example.com/vk-parser/worker:1.4.0", App: "vk_parser"},
+				Queues: []platformv1.QueueSpec{
+					{Name: "parser", RoutingKey: "parser", Tasks: []string{"parser.tasks.parse_comments"}, Concurrency: 4},
+					{Name: "analytics", RoutingKey: "analytics", Tasks: []string{"analytics.tasks.process_data"}},
+					{Name: "notifications", RoutingKey: "notifications", Tasks: []string{"notifications.tasks.send_email"}},
+				},
 			},
 		},
 	}

@@ -13,7 +13,7 @@ import (
 // NetworkPolicies isolate the platform: every pod denies ingress by default,
 // then only the paths the architecture has are opened:
 //
-//	anyone -> load balancer -> gateway -> services
+//	anyone -> load balancer -> gateway -> each service on its own port
 //	services, workers -> database, cache, broker
 //	cache <-> cache and broker <-> broker (cluster traffic)
 //	monitoring namespace -> metrics port of every pod
@@ -29,9 +29,6 @@ func NetworkPolicies(p *platformv1.ParserPlatform) []*networkingv1.NetworkPolicy
 		networkPolicy(p, "gateway", componentPods(p, ComponentGateway), []networkingv1.NetworkPolicyIngressRule{
 			{From: peers(componentPods(p, ComponentLoadBalancer)), Ports: tcpPorts(p.Spec.GatewayPort())},
 		}),
-		networkPolicy(p, "services", componentPods(p, ComponentService), []networkingv1.NetworkPolicyIngressRule{
-			{From: peers(componentPods(p, ComponentGateway)), Ports: tcpPorts(servicePorts(p)...)},
-		}),
 		networkPolicy(p, "database", componentPods(p, ComponentDatabase), []networkingv1.NetworkPolicyIngressRule{
 			{From: peers(componentsPods(p, apps...)), Ports: tcpPorts(PostgresPort)},
 		}),
@@ -46,13 +43,43 @@ func NetworkPolicies(p *platformv1.ParserPlatform) []*networkingv1.NetworkPolicy
 			Ports: tcpPorts(p.Spec.MetricsPort()),
 		}}),
 	}
-	if p.Spec.Queues != nil && len(p.Spec.Queues.Queues) > 0 {
-		policies = append(policies, networkPolicy(p, "broker", componentPods(p, ComponentBroker), []networkingv1.NetworkPolicyIngressRule{
-			{From: peers(componentsPods(p, apps...)), Ports: tcpPorts(brokerClientPort(p))},
-			{From: peers(componentPods(p, ComponentBroker)), Ports: tcpPorts(ErlangPortMapper, RabbitDistribution, brokerClientPort(p))},
-		}))
+	policies = append(policies, servicePolicies(p)...)
+	if hasQueues(p) {
+		policies = append(policies, brokerPolicy(p, apps))
 	}
 	return policies
+}
+
+// servicePolicies: one per service, so the gateway reaches each service on
+// its own port only. A single policy for all services would have to list
+// every service's port, and open each of them on every service's pods.
+func servicePolicies(p *platformv1.ParserPlatform) []*networkingv1.NetworkPolicy {
+	out := make([]*networkingv1.NetworkPolicy, 0, len(p.Spec.Services))
+	for _, s := range p.Spec.Services {
+		pods := componentPods(p, ComponentService)
+		pods.MatchLabels[LabelName] = Truncate(s.Name)
+		// "service-" keeps the name apart from the other policies whatever
+		// the service is called (a service may be named "database").
+		out = append(out, networkPolicy(p, "service-"+s.Name, pods, []networkingv1.NetworkPolicyIngressRule{
+			{From: peers(componentPods(p, ComponentGateway)), Ports: tcpPorts(s.Port)},
+		}))
+	}
+	return out
+}
+
+// brokerPolicy lets apps reach the broker's client port; RabbitMQ nodes also
+// reach each other (epmd, distribution, AMQP). The Redis broker is a single
+// node with no cluster traffic, so it gets no peer rule.
+func brokerPolicy(p *platformv1.ParserPlatform, apps []string) *networkingv1.NetworkPolicy {
+	rules := []networkingv1.NetworkPolicyIngressRule{
+		{From: peers(componentsPods(p, apps...)), Ports: tcpPorts(brokerClientPort(p))},
+	}
+	if !isRedisBroker(p) {
+		rules = append(rules, networkingv1.NetworkPolicyIngressRule{
+			From: peers(componentPods(p, ComponentBroker)), Ports: tcpPorts(ErlangPortMapper, RabbitDistribution, AMQPPort),
+		})
+	}
+	return networkPolicy(p, "broker", componentPods(p, ComponentBroker), rules)
 }
 
 func networkPolicy(p *platformv1.ParserPlatform, name string, pods *metav1.LabelSelector, ingress []networkingv1.NetworkPolicyIngressRule) *networkingv1.NetworkPolicy {
@@ -72,14 +99,6 @@ func brokerClientPort(p *platformv1.ParserPlatform) int32 {
 		return RedisPort
 	}
 	return AMQPPort
-}
-
-func servicePorts(p *platformv1.ParserPlatform) []int32 {
-	out := make([]int32, 0, len(p.Spec.Services))
-	for _, s := range p.Spec.Services {
-		out = append(out, s.Port)
-	}
-	return out
 }
 
 // platformPods selects every pod of the platform.
