@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages whose real servers and tools the tests run
-# (nginx -t on the generated nginx.conf; later redis-server and RabbitMQ).
+# (nginx -t on the generated nginx.conf, redis-server on the cache's and the
+# Redis broker's redis.conf, rabbitmq-server on the broker's definitions).
 # Idempotent and silent when everything is present: it checks first and runs
 # `apt-get update` (once) only when something is missing. The tests skip
 # without these tools on a developer's machine and fail without them in CI.
@@ -14,6 +15,9 @@ set -euo pipefail
 PACKAGES=(
   "nginx-light nginx"
   "util-linux unshare"
+  "redis-server redis-server"
+  "redis-tools redis-cli"
+  "rabbitmq-server rabbitmq-server"
 )
 
 # Commands in sbin are missing from a non-root PATH.
@@ -38,7 +42,8 @@ echo "install-test-deps: installing ${missing[*]}" >&2
 
 # The tests start their own servers on their own ports; keep the packages'
 # maintainer scripts from starting the system-wide daemons (nginx on :80,
-# later redis and rabbitmq), unless the machine already has a policy.
+# redis on :6379, rabbitmq on :5672 and epmd on :4369), unless the machine
+# already has a policy.
 policy=/usr/sbin/policy-rc.d
 if [ ! -e "$policy" ]; then
   printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null

@@ -82,7 +82,29 @@ func RenderRedisConf(o RedisConfOptions) string {
 // RenderRedisAuthConf is the part of the configuration that holds the
 // password: it lives in the Secret, and redis.conf includes it.
 func RenderRedisAuthConf(password string) string {
-	return fmt.Sprintf("requirepass %q\nmasterauth %q\n", password, password)
+	q := redisQuote(password)
+	return "requirepass " + q + "\nmasterauth " + q + "\n"
+}
+
+// redisQuote quotes s as a double-quoted redis.conf argument. Redis reads
+// only \xHH, \", \\ and a few C escapes inside quotes, not Go's \u (which
+// %q writes for non-printable runes such as U+00A0), so every byte other
+// than printable ASCII is written as \xHH.
+func redisQuote(s string) string {
+	const hex = "0123456789abcdef"
+	out := make([]byte, 0, len(s)+2)
+	out = append(out, '"')
+	for i := 0; i < len(s); i++ {
+		switch b := s[i]; {
+		case b == '"' || b == '\\':
+			out = append(out, '\\', b)
+		case b >= 0x20 && b < 0x7f:
+			out = append(out, b)
+		default:
+			out = append(out, '\\', 'x', hex[b>>4], hex[b&0xf])
+		}
+	}
+	return string(append(out, '"'))
 }
 
 func cacheConfOptions(p *platformv1.ParserPlatform) RedisConfOptions {
