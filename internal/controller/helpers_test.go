@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -108,3 +109,21 @@ func quietFor(d time.Duration) {
 }
 
 func intOrString(i int) intstr.IntOrString { return intstr.FromInt(i) }
+
+// eventsIn lists a namespace's events as "reason: note (count)", for
+// failure messages.
+func eventsIn(ctx context.Context, ns string) []string {
+	list := &eventsv1.EventList{}
+	if err := k8sClient.List(ctx, list, client.InNamespace(ns)); err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, e := range list.Items {
+		count := int32(1)
+		if e.Series != nil {
+			count = e.Series.Count
+		}
+		out = append(out, fmt.Sprintf("%s: %s (%d)", e.Reason, e.Note, count))
+	}
+	return out
+}

@@ -6,7 +6,6 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -28,7 +27,7 @@ const ServiceMonitorCRD = "servicemonitors.monitoring.coreos.com"
 // the Monitoring condition says what happened.
 func (r *ParserPlatformReconciler) reconcileServiceMonitor(ctx context.Context, p *platformv1.ParserPlatform) reconcileResult {
 	mode := p.Spec.Monitoring.ServiceMonitor
-	available, err := r.serviceMonitorServed()
+	available, err := r.serviceMonitorServed(ctx)
 	if err != nil {
 		return reconcileResult{errs: []error{err}}
 	}
@@ -57,16 +56,16 @@ func (r *ParserPlatformReconciler) reconcileServiceMonitor(ctx context.Context, 
 	return res
 }
 
-// serviceMonitorServed asks API discovery (through the REST mapper, which
-// refreshes on a miss) whether ServiceMonitors exist.
-func (r *ParserPlatformReconciler) serviceMonitorServed() (bool, error) {
-	gvk := resource.ServiceMonitorGVK
-	_, err := r.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
-	if meta.IsNoMatchError(err) {
+// serviceMonitorServed tells whether the ServiceMonitor CRD is installed,
+// from the watched CRD's metadata in the cache. (API discovery through the
+// REST mapper would keep answering yes after the CRD is deleted.)
+func (r *ParserPlatformReconciler) serviceMonitorServed(ctx context.Context) (bool, error) {
+	err := r.Get(ctx, client.ObjectKey{Name: ServiceMonitorCRD}, serviceMonitorCRDMetadata())
+	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("discovering ServiceMonitors: %w", err)
+		return false, fmt.Errorf("looking for the ServiceMonitor CRD: %w", err)
 	}
 	return true, nil
 }

@@ -33,6 +33,10 @@ import (
 // object sends the operator no event.
 const refusalRetryInterval = time.Minute
 
+// conflictRetryInterval is how soon a reconcile whose status write met a
+// newer platform runs again.
+const conflictRetryInterval = 200 * time.Millisecond
+
 // ParserPlatformReconciler makes a platform's children match its spec.
 type ParserPlatformReconciler struct {
 	client.Client
@@ -73,7 +77,11 @@ func (r *ParserPlatformReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		}
 		res = r.reconcileChildren(ctx, p)
 	}
-	if err := r.updateStatus(ctx, p, res); err != nil {
+	if err := r.updateStatus(ctx, p, res); apierrors.IsConflict(err) {
+		// The platform changed since it was read (maybe only its status,
+		// which sends no event through the predicates): read it again.
+		return ctrl.Result{RequeueAfter: conflictRetryInterval}, nil
+	} else if err != nil {
 		return ctrl.Result{}, fmt.Errorf("updating status: %w", err)
 	}
 	if err := errors.Join(res.errs...); err != nil {
@@ -229,12 +237,7 @@ func (r *ParserPlatformReconciler) updateStatus(ctx context.Context, p *platform
 	}
 	base := p.DeepCopy()
 	p.Status = *next
-	err = r.Status().Patch(ctx, p, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
-	if apierrors.IsConflict(err) {
-		// A newer platform is on its way through the watch; it reconciles again.
-		return nil
-	}
-	return err
+	return r.Status().Patch(ctx, p, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 }
 
 // warnOnce emits a Warning event for a refusal the platform does not report

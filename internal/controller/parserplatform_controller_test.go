@@ -299,7 +299,7 @@ var _ = Describe("ParserPlatform stateless tier", func() {
 				p.Annotations = map[string]string{"resync": fmt.Sprint(i)}
 			})
 			quietFor(time.Second)
-			Expect(writes.since(mark)).To(BeEmpty(), "a reconcile of an unchanged platform wrote")
+			Expect(writes.since(mark)).To(BeEmpty(), "a reconcile of an unchanged platform wrote; events: %v", eventsIn(ctx, ns))
 		}
 	})
 
@@ -334,8 +334,8 @@ var _ = Describe("ParserPlatform stateless tier", func() {
 		}
 		// Ready pods are not a working cache: until the Redis Cluster is
 		// formed, CacheReady and with it Ready stay False, and say why.
-		Expect(condition(ctx, p, "CacheReady")()).To(HaveField("Reason", "ClusterNotFormed"))
-		Expect(condition(ctx, p, "Ready")()).To(HaveField("Message", "not ready: CacheReady"))
+		Eventually(condition(ctx, p, "CacheReady"), timeout, interval).Should(HaveField("Reason", "ClusterNotFormed"))
+		Eventually(condition(ctx, p, "Ready"), timeout, interval).Should(HaveField("Message", "not ready: CacheReady"))
 		latest := &platformv1.ParserPlatform{}
 		Expect(get(ctx, latest, ns, "vk")()).To(Succeed())
 		Expect(latest.Status.Components).To(ContainElement(platformv1.ComponentStatus{

@@ -1,0 +1,330 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+	operatorresource "github.com/vkparser/parser-operator/internal/resource"
+)
+
+// fullPlatform is the seed's platform with every area: 2 shards, the cache,
+// a RabbitMQ broker and two queues.
+func fullPlatform(namespace, name string) *platformv1.ParserPlatform {
+	p := samplePlatform(namespace, name)
+	p.Spec.Database.Shards = 2
+	p.Spec.Queues = &platformv1.QueuesSpec{
+		Workers: platformv1.WorkersSpec{Image: "registry.example.com/vk-parser/worker:1.4.0"},
+		Queues: []platformv1.QueueSpec{
+			{Name: "parser", RoutingKey: "parser", Tasks: []string{"parser.tasks.parse_comments"}},
+			{Name: "analytics", RoutingKey: "analytics", Tasks: []string{"analytics.tasks.process_data"}},
+		},
+	}
+	return p
+}
+
+var _ = Describe("ParserPlatform stateful tier", func() {
+	var (
+		ctx context.Context
+		ns  string
+		p   *platformv1.ParserPlatform
+	)
+
+	BeforeEach(func() {
+		ctx = context.Background()
+		ns = newNamespace(ctx)
+		p = fullPlatform(ns, "vk")
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		settled(ctx, p)
+	})
+
+	It("creates every stateful child with the contract names", func() {
+		children := map[string][]client.Object{
+			"vk-db-0":             {&appsv1.StatefulSet{}, &corev1.Service{}},
+			"vk-db-1":             {&appsv1.StatefulSet{}, &corev1.Service{}},
+			"vk-db-0-credentials": {&corev1.Secret{}},
+			"vk-db-1-credentials": {&corev1.Secret{}},
+			"vk-shard-map":        {&corev1.ConfigMap{}},
+			"vk-cache":            {&appsv1.StatefulSet{}, &corev1.Service{}, &corev1.ConfigMap{}, &corev1.Secret{}, &policyv1.PodDisruptionBudget{}},
+			"vk-cache-headless":   {&corev1.Service{}},
+			"vk-broker":           {&appsv1.StatefulSet{}, &corev1.Service{}, &corev1.ConfigMap{}, &corev1.Secret{}},
+			"vk-worker-parser":    {&appsv1.Deployment{}, &autoscalingv2.HorizontalPodAutoscaler{}, &policyv1.PodDisruptionBudget{}},
+			"vk-worker-analytics": {&appsv1.Deployment{}, &autoscalingv2.HorizontalPodAutoscaler{}, &policyv1.PodDisruptionBudget{}},
+			"vk-default-deny":     {&networkingv1.NetworkPolicy{}},
+			"vk-database":         {&networkingv1.NetworkPolicy{}},
+			"vk-broker-headless":  {&corev1.Service{}},
+		}
+		for name, kinds := range children {
+			for _, obj := range kinds {
+				Expect(get(ctx, obj, ns, name)()).To(Succeed(), "%T %s", obj, name)
+				Expect(metav1.IsControlledBy(obj, p)).To(BeTrue(), "%T %s", obj, name)
+				Expect(obj.GetLabels()).To(HaveKeyWithValue(operatorresource.LabelInstance, "vk"))
+			}
+		}
+		sts := &appsv1.StatefulSet{}
+		Expect(get(ctx, sts, ns, "vk-cache")()).To(Succeed())
+		Expect(*sts.Spec.Replicas).To(Equal(int32(6)), "3 masters x (1 + 1 replica)")
+		Expect(sts.Spec.PersistentVolumeClaimRetentionPolicy.WhenDeleted).To(Equal(appsv1.RetainPersistentVolumeClaimRetentionPolicyType))
+		Expect(sts.Spec.PersistentVolumeClaimRetentionPolicy.WhenScaled).To(Equal(appsv1.RetainPersistentVolumeClaimRetentionPolicyType))
+		latest := &platformv1.ParserPlatform{}
+		Expect(get(ctx, latest, ns, "vk")()).To(Succeed())
+		Expect(latest.Status.Shards).To(Equal(int32(2)))
+	})
+
+	It("keeps generated secrets across reconciles and operator restarts", func() {
+		before := secretData(ctx, ns, "vk-db-0-credentials", "vk-db-1-credentials", "vk-cache", "vk-broker")
+		Expect(before["vk-db-0-credentials"]["password"]).To(HaveLen(32))
+		Expect(before["vk-db-0-credentials"]["password"]).NotTo(Equal(before["vk-db-1-credentials"]["password"]))
+
+		updatePlatform(ctx, p, func(p *platformv1.ParserPlatform) { p.Spec.Services[0].Image = "auth:2" })
+		settled(ctx, p)
+		Expect(secretData(ctx, ns, "vk-db-0-credentials", "vk-db-1-credentials", "vk-cache", "vk-broker")).To(Equal(before))
+
+		// A restarted operator starts with an empty cache: it must find the
+		// Secrets, not generate new passwords, and make no write at all.
+		restartWrites := runSecondOperator(ctx, p)
+		Expect(inNamespace(restartWrites, ns)).To(BeEmpty())
+		Expect(secretData(ctx, ns, "vk-db-0-credentials", "vk-db-1-credentials", "vk-cache", "vk-broker")).To(Equal(before))
+	})
+
+	It("follows queue additions and removals with worker Deployments", func() {
+		updatePlatform(ctx, p, func(p *platformv1.ParserPlatform) {
+			p.Spec.Queues.Queues = []platformv1.QueueSpec{
+				{Name: "parser"},
+				{Name: "notifications", RoutingKey: "notifications", Tasks: []string{"notifications.tasks.send_email"}},
+			}
+		})
+		Eventually(get(ctx, &appsv1.Deployment{}, ns, "vk-worker-notifications"), timeout, interval).Should(Succeed())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(get(ctx, &appsv1.Deployment{}, ns, "vk-worker-analytics")())
+		}, timeout, interval).Should(BeTrue())
+		d := &appsv1.Deployment{}
+		Expect(get(ctx, d, ns, "vk-worker-notifications")()).To(Succeed())
+		Expect(d.Spec.Template.Spec.Containers[0].Command).To(Equal([]string{"celery"}))
+		Expect(d.Spec.Template.Spec.Containers[0].Args).To(ContainElements("worker", "-Q", "notifications"))
+
+		cm := &corev1.ConfigMap{}
+		Eventually(func() string {
+			_ = get(ctx, cm, ns, "vk-broker")()
+			return cm.Data[operatorresource.QueueDefinitionsKey]
+		}, timeout, interval).Should(And(ContainSubstring(`"notifications"`), Not(ContainSubstring(`"analytics"`))))
+
+		// No queues at all: no broker, no workers.
+		updatePlatform(ctx, p, func(p *platformv1.ParserPlatform) { p.Spec.Queues = nil })
+		Eventually(func() bool {
+			return apierrors.IsNotFound(get(ctx, &appsv1.StatefulSet{}, ns, "vk-broker")())
+		}, timeout, interval).Should(BeTrue())
+		Expect(apierrors.IsNotFound(get(ctx, &appsv1.Deployment{}, ns, "vk-worker-parser")())).To(BeTrue())
+	})
+
+	It("refuses a storage change a StatefulSet cannot make, and keeps reconciling the rest", func() {
+		updatePlatform(ctx, p, func(p *platformv1.ParserPlatform) {
+			p.Spec.Database.Storage.Size = ptrQuantity("20Gi")
+			p.Spec.Services[0].Image = "auth:after-refusal"
+		})
+		Eventually(condition(ctx, p, "Degraded"), timeout, interval).Should(Satisfy(func(c *metav1.Condition) bool {
+			return c != nil && c.Status == metav1.ConditionTrue &&
+				containsAll(c.Message, "StatefulSet vk-db-0", "volume claim templates cannot change")
+		}))
+		sts := &appsv1.StatefulSet{}
+		Expect(get(ctx, sts, ns, "vk-db-0")()).To(Succeed())
+		Expect(sts.Spec.VolumeClaimTemplates[0].Spec.Resources.Requests.Storage().String()).To(Equal("10Gi"))
+		Eventually(func() string {
+			d := &appsv1.Deployment{}
+			_ = get(ctx, d, ns, "vk-auth")()
+			return d.Spec.Template.Spec.Containers[0].Image
+		}, timeout, interval).Should(Equal("auth:after-refusal"))
+	})
+
+	It("makes no write when a resync finds the whole platform matching", func() {
+		mark := writes.count()
+		updatePlatform(ctx, p, func(p *platformv1.ParserPlatform) { p.Annotations = map[string]string{"resync": "1"} })
+		quietFor(time.Second)
+		Expect(writes.since(mark)).To(BeEmpty())
+	})
+})
+
+var _ = Describe("Data volumes when a platform is deleted", func() {
+	DescribeTable("follow spec.deletionPolicy",
+		func(policy platformv1.DeletionPolicy, kept bool) {
+			ctx := context.Background()
+			ns := newNamespace(ctx)
+			p := samplePlatform(ns, "vk")
+			p.Spec.DeletionPolicy = policy
+			Expect(k8sClient.Create(ctx, p)).To(Succeed())
+			settled(ctx, p)
+			// envtest runs no StatefulSet controller: make the PVC it would
+			// make from the shard's volume claim template.
+			sts := &appsv1.StatefulSet{}
+			Expect(get(ctx, sts, ns, "vk-db-0")()).To(Succeed())
+			template := sts.Spec.VolumeClaimTemplates[0]
+			pvc := &corev1.PersistentVolumeClaim{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "data-vk-db-0-0", Labels: template.Labels},
+				Spec:       template.Spec,
+			}
+			Expect(k8sClient.Create(ctx, pvc)).To(Succeed())
+
+			Expect(k8sClient.Delete(ctx, p)).To(Succeed())
+			Eventually(func() bool { return apierrors.IsNotFound(get(ctx, &platformv1.ParserPlatform{}, ns, "vk")()) },
+				timeout, interval).Should(BeTrue(), "the platform goes")
+			live := &corev1.PersistentVolumeClaim{}
+			err := get(ctx, live, ns, "data-vk-db-0-0")()
+			if kept {
+				Expect(err).NotTo(HaveOccurred())
+				Expect(live.DeletionTimestamp).To(BeNil(), "Retain keeps the data")
+			} else {
+				// The PVC protection finalizer keeps it until no pod uses it;
+				// what matters is that its deletion was asked for.
+				Expect(apierrors.IsNotFound(err) || live.DeletionTimestamp != nil).To(BeTrue(), "Delete removes the data")
+			}
+		},
+		Entry("Retain (the default) keeps the PVCs", platformv1.DeletionPolicy(""), true),
+		Entry("Delete removes them", platformv1.DeletionPolicyDelete, false),
+	)
+})
+
+var _ = Describe("ServiceMonitor", Ordered, func() {
+	It("exists only while the Prometheus Operator CRD does, and says why not", func() {
+		ctx := context.Background()
+		ns := newNamespace(ctx)
+		p := samplePlatform(ns, "vk")
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		Eventually(condition(ctx, p, "Monitoring"), timeout, interval).Should(Satisfy(func(c *metav1.Condition) bool {
+			return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "CRDNotInstalled"
+		}))
+
+		crd := serviceMonitorCRD()
+		Expect(k8sClient.Create(ctx, crd)).To(Succeed())
+		DeferCleanup(func() { Expect(k8sClient.Delete(context.Background(), crd)).To(Succeed()) })
+
+		sm := &unstructured.Unstructured{}
+		sm.SetGroupVersionKind(operatorresource.ServiceMonitorGVK)
+		Eventually(get(ctx, sm, ns, "vk"), timeout, interval).Should(Succeed(), "the CRD's arrival alone brings the ServiceMonitor")
+		Expect(metav1.IsControlledBy(sm, p)).To(BeTrue())
+		Eventually(condition(ctx, p, "Monitoring"), timeout, interval).Should(Satisfy(haveStatus(metav1.ConditionTrue)))
+
+		updatePlatform(ctx, p, func(p *platformv1.ParserPlatform) {
+			p.Spec.Monitoring.ServiceMonitor = platformv1.ServiceMonitorDisabled
+		})
+		Eventually(func() bool { return apierrors.IsNotFound(get(ctx, sm.DeepCopy(), ns, "vk")()) }, timeout, interval).Should(BeTrue())
+	})
+})
+
+// secretData reads Secrets' data as strings.
+func secretData(ctx context.Context, ns string, names ...string) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, name := range names {
+		s := &corev1.Secret{}
+		Expect(get(ctx, s, ns, name)()).To(Succeed())
+		out[name] = map[string]string{}
+		for k, v := range s.Data {
+			out[name][k] = string(v)
+		}
+	}
+	return out
+}
+
+// runSecondOperator starts a fresh operator (new manager, empty cache), lets
+// it reconcile p until it reports the platform's generation, and returns the
+// writes it made.
+func runSecondOperator(ctx context.Context, p *platformv1.ParserPlatform) []string {
+	counter := &writeCounter{}
+	cfg := rest.CopyConfig(testEnv.Config)
+	cfg.Wrap(counter.wrap)
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: scheme.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: CacheOptions(),
+		Controller: ctrlConfigSkipNameValidation(),
+	})
+	Expect(err).NotTo(HaveOccurred())
+	r := &ParserPlatformReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
+	Expect(r.SetupWithManager(mgr, 1)).To(Succeed())
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(done)
+		Expect(mgr.Start(runCtx)).To(Succeed())
+	}()
+	// The new manager reconciles every platform once on start; wait until its
+	// cache has synced and it has had time to act.
+	Eventually(func() bool { return mgr.GetCache().WaitForCacheSync(runCtx) }, timeout, interval).Should(BeTrue())
+	last, lastChange := counter.count(), time.Now()
+	Eventually(func() bool {
+		if c := counter.count(); c != last {
+			last, lastChange = c, time.Now()
+		}
+		return time.Since(lastChange) > 2*time.Second
+	}, timeout, 50*time.Millisecond).Should(BeTrue())
+	stop()
+	<-done
+	return counter.since(0)
+}
+
+func serviceMonitorCRD() *apiextensionsv1.CustomResourceDefinition {
+	preserve := true
+	return &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: ServiceMonitorCRD},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: "monitoring.coreos.com",
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "servicemonitors", Singular: "servicemonitor", Kind: "ServiceMonitor", ListKind: "ServiceMonitorList"},
+			Scope: apiextensionsv1.NamespaceScoped,
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
+				Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+					Type: "object", XPreserveUnknownFields: &preserve,
+				}},
+			}},
+		},
+	}
+}
+
+func ptrQuantity(s string) *resource.Quantity { q := resource.MustParse(s); return &q }
+
+func containsAll(s string, parts ...string) bool {
+	for _, part := range parts {
+		if !strings.Contains(s, part) {
+			return false
+		}
+	}
+	return true
+}
+
+// ctrlConfigSkipNameValidation lets a second manager in the same process
+// register a controller with the same name, as a restarted operator would.
+func ctrlConfigSkipNameValidation() ctrlconfig.Controller {
+	return ctrlconfig.Controller{SkipNameValidation: ptrBool(true)}
+}
+
+func ptrBool(b bool) *bool { return &b }
+
+// inNamespace keeps the requests to one namespace: other specs' platforms
+// (one with a refused child, say) live in the same API server.
+func inNamespace(requests []string, ns string) []string {
+	var out []string
+	for _, r := range requests {
+		if strings.Contains(r, "/namespaces/"+ns+"/") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
