@@ -11,6 +11,6 @@ KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)
 export KUBEBUILDER_ASSETS
 GOTESTSUM=$(hack/tool.sh gotestsum)
 
-# testname format: one line a test (Ginkgo suites report their specs in the
-# failure output), then "DONE N tests ... in Xs".
-exec "$GOTESTSUM" --format testname --format-hide-empty-pkg -- -count=1 "${@:-./...}"
+# pkgname format: one line a package, failures in full (Ginkgo suites report
+# their specs in the failure output), then "DONE N tests ... in Xs".
+exec "$GOTESTSUM" --format pkgname --format-hide-empty-pkg -- -count=1 "${@:-./...}"
