@@ -67,10 +67,10 @@ func TestRabbitMQDefinitionsOnRealServer(t *testing.T) {
 	inPod := func(path string) string { return filepath.Join(root, path) }
 
 	// The ConfigMap's rabbitmq.conf, with only the definitions directory and
-	// the port moved.
+	// the port moved, and no cluster members: this node runs alone.
 	defsDir := rabbitDefinitionsDir(t, cm.Data[RabbitConfKey])
-	if cm.Data[RabbitConfKey] != RenderRabbitConf(defsDir, AMQPPort) {
-		t.Fatalf("the ConfigMap's rabbitmq.conf is not RenderRabbitConf(%q, %d)", defsDir, AMQPPort)
+	if cm.Data[RabbitConfKey] != RenderRabbitConf(defsDir, AMQPPort, rabbitNodes(p)...) {
+		t.Fatalf("the ConfigMap's rabbitmq.conf is not RenderRabbitConf(%q, %d, nodes)", defsDir, AMQPPort)
 	}
 	confFile := env["RABBITMQ_CONFIG_FILE"] + ".conf"
 	if _, err := os.Stat(inPod(confFile)); err != nil {
