@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+	"github.com/vkparser/parser-operator/internal/metrics"
 	"github.com/vkparser/parser-operator/internal/resource"
 	"github.com/vkparser/parser-operator/internal/status"
 )
@@ -61,8 +62,11 @@ type ParserPlatformReconciler struct {
 // Reconcile brings one platform's children to the spec and reports status.
 func (r *ParserPlatformReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	p := &platformv1.ParserPlatform{}
-	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if err := r.Get(ctx, req.NamespacedName, p); apierrors.IsNotFound(err) {
+		metrics.Forget(req.Namespace, req.Name)
+		return ctrl.Result{}, nil
+	} else if err != nil {
+		return ctrl.Result{}, err
 	}
 	if !p.DeletionTimestamp.IsZero() {
 		// Owner references let the garbage collector remove the children;
@@ -154,6 +158,7 @@ func (r *ParserPlatformReconciler) applyChildren(ctx context.Context, p *platfor
 		case act != actionNone:
 			logf.FromContext(ctx).Info(string(act)+" child", "child", describe(obj))
 			r.event(p, "Normal", string(act), string(act), describe(obj))
+			metrics.Actions.WithLabelValues(p.Namespace, p.Name, kindOf(obj), strings.ToLower(string(act))).Inc()
 		}
 	}
 	return res
@@ -183,6 +188,7 @@ func (r *ParserPlatformReconciler) pruneChildren(ctx context.Context, p *platfor
 				continue
 			}
 			logf.FromContext(ctx).Info("Deleted child no longer in the spec", "child", describe(obj))
+			metrics.Actions.WithLabelValues(p.Namespace, p.Name, kindOf(k.object), "deleted").Inc()
 			r.event(p, "Normal", "Deleted", "Delete", kindOf(k.object)+" "+obj.GetName())
 		}
 	}
@@ -232,6 +238,7 @@ func (r *ParserPlatformReconciler) updateStatus(ctx context.Context, p *platform
 	if !p.Spec.Paused {
 		next.ObservedGeneration = p.Generation
 	}
+	metrics.Observe(&platformv1.ParserPlatform{ObjectMeta: p.ObjectMeta, Status: *next})
 	if equality.Semantic.DeepEqual(&p.Status, next) {
 		return nil
 	}
@@ -244,6 +251,7 @@ func (r *ParserPlatformReconciler) updateStatus(ctx context.Context, p *platform
 // yet: a refusal that persists is in the Degraded condition already, and
 // repeating its event every reconcile would be a write each time.
 func (r *ParserPlatformReconciler) warnOnce(p *platformv1.ParserPlatform, reason, msg string) {
+	metrics.Refusals.WithLabelValues(p.Namespace, p.Name, reason).Inc()
 	if c := meta.FindStatusCondition(p.Status.Conditions, status.TypeDegraded); c != nil && strings.Contains(c.Message, msg) {
 		return
 	}
