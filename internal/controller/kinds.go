@@ -39,8 +39,10 @@ var managedKinds = []managedKind{
 // informers) and drop managedFields, which the operator never reads, so the
 // operator's memory follows the number of platforms, not the cluster's size.
 // A child whose label was removed by hand drops out of this cache; the
-// childWriter finds it through the API reader.
-func CacheOptions() cache.Options {
+// childWriter finds it through the API reader. With namespaces, only
+// those namespaces are watched (and need RBAC); cluster-scoped objects, the
+// ServiceMonitor CRD, are watched cluster-wide either way.
+func CacheOptions(namespaces ...string) cache.Options {
 	ours := labels.SelectorFromSet(labels.Set{resource.LabelManagedBy: resource.ManagedBy})
 	byObject := map[client.Object]cache.ByObject{}
 	for _, k := range managedKinds {
@@ -49,5 +51,12 @@ func CacheOptions() cache.Options {
 	byObject[serviceMonitorCRDMetadata()] = cache.ByObject{
 		Field: fields.OneTermEqualSelector("metadata.name", ServiceMonitorCRD),
 	}
-	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
+	opts := cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
 }
