@@ -16,6 +16,7 @@ import (
 //	anyone -> load balancer -> gateway -> each service on its own port
 //	services, workers -> database, cache, broker
 //	cache <-> cache and broker <-> broker (cluster traffic)
+//	the operator -> cache (it forms the Redis Cluster)
 //	monitoring namespace -> metrics port of every pod
 //
 // Egress stays open: pods need DNS, and the parser reaches the outside world.
@@ -35,6 +36,9 @@ func NetworkPolicies(p *platformv1.ParserPlatform) []*networkingv1.NetworkPolicy
 		networkPolicy(p, "cache", componentPods(p, ComponentCache), []networkingv1.NetworkPolicyIngressRule{
 			{From: peers(componentsPods(p, apps...)), Ports: tcpPorts(RedisPort)},
 			{From: peers(componentPods(p, ComponentCache)), Ports: tcpPorts(RedisPort, RedisClusterBus)},
+			// The operator forms and scales the Redis Cluster over the Redis
+			// protocol, from its own namespace, wherever that is.
+			{From: []networkingv1.NetworkPolicyPeer{OperatorPeer()}, Ports: tcpPorts(RedisPort)},
 		}),
 		networkPolicy(p, "metrics", platformPods(p), []networkingv1.NetworkPolicyIngressRule{{
 			From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{
@@ -80,6 +84,18 @@ func brokerPolicy(p *platformv1.ParserPlatform, apps []string) *networkingv1.Net
 		})
 	}
 	return networkPolicy(p, "broker", componentPods(p, ComponentBroker), rules)
+}
+
+// OperatorPodLabel marks the operator's pods (kustomize and the Helm chart
+// both set it) so the cache's NetworkPolicy lets the operator in.
+const OperatorPodLabel = "parser-operator"
+
+// OperatorPeer is the operator's pods, in any namespace.
+func OperatorPeer() networkingv1.NetworkPolicyPeer {
+	return networkingv1.NetworkPolicyPeer{
+		NamespaceSelector: &metav1.LabelSelector{},
+		PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{LabelName: OperatorPodLabel}},
+	}
 }
 
 func networkPolicy(p *platformv1.ParserPlatform, name string, pods *metav1.LabelSelector, ingress []networkingv1.NetworkPolicyIngressRule) *networkingv1.NetworkPolicy {

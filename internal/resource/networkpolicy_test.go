@@ -47,6 +47,7 @@ const (
 	roleOutside    = "outside"    // a pod in another namespace
 	rolePrometheus = "prometheus" // a pod in the monitoring namespace
 	roleImpostor   = "impostor"   // carries a platform pod's labels, in the wrong place
+	roleOperator   = "operator"   // the operator's pod, in its own namespace
 )
 
 // policyAllows decides whether src may open a TCP connection to dst:port
@@ -197,6 +198,9 @@ func outsidePods(t *testing.T, p *platformv1.ParserPlatform, platformPods []netP
 		{name: "prometheus", role: rolePrometheus, namespace: p.Spec.MonitoringNamespace(),
 			nsLabels: map[string]string{corev1.LabelMetadataName: p.Spec.MonitoringNamespace()},
 			labels:   map[string]string{LabelName: "prometheus"}},
+		{name: "operator", role: roleOperator, namespace: "parser-operator-system",
+			nsLabels: map[string]string{corev1.LabelMetadataName: "parser-operator-system"},
+			labels:   map[string]string{LabelName: OperatorPodLabel}},
 		// A service's labels in another namespace: a podSelector alone must
 		// not reach across namespaces.
 		{name: "service labels in another namespace", role: roleImpostor, namespace: "elsewhere",
@@ -222,7 +226,8 @@ func expectedPath(p *platformv1.ParserPlatform, src, dst netPod, port int32) boo
 	case dst.role == roleShard:
 		return app && port == PostgresPort
 	case dst.role == roleCache:
-		return (app && port == RedisPort) || (src.role == roleCache && (port == RedisPort || port == RedisClusterBus))
+		return ((app || src.role == roleOperator) && port == RedisPort) ||
+			(src.role == roleCache && (port == RedisPort || port == RedisClusterBus))
 	case dst.role == roleBroker:
 		client := brokerClientPort(p)
 		if app && port == client {
