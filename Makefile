@@ -71,6 +71,27 @@ chart-check: ## Check the Helm chart: in sync with config/, lint, render, schema
 	  echo "$$out" | grep "at '/replicas': minimum" || { echo "$$out"; exit 1; }
 	@echo "the Go tests of test/install (parity with kustomize, helm install on a real API server) run in make test"
 
+##@ E2E
+
+# The suite starts its own simulated cluster (test/e2e/simcluster): etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler and kwok, built from
+# the Go module proxy and cached by hack/tool.sh (first run ~15 min on 2
+# cores), plus real redis-servers behind redis pods (Debian's, installed by
+# hack/install-test-deps.sh). The e2e build tag keeps it out of `make test`.
+E2E_TIMEOUT ?= 30m
+E2E_FLAGS ?=
+
+.PHONY: e2e
+e2e: ## Run the e2e suite on a simulated cluster (first run builds its binaries, ~15 min; then ~15 s).
+	hack/install-test-deps.sh
+	hack/simcluster.sh tools
+	go vet -tags e2e ./test/e2e/...
+	go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) ./test/e2e -v -ginkgo.v $(E2E_FLAGS)
+
+.PHONY: simcluster
+simcluster: ## Run the simulated cluster in the foreground until Ctrl-C (prints its KUBECONFIG).
+	hack/simcluster.sh run
+
 ##@ Run
 
 .PHONY: demo
