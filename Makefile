@@ -71,6 +71,19 @@ chart-check: ## Check the Helm chart: in sync with config/, lint, render, schema
 	  echo "$$out" | grep "at '/replicas': minimum" || { echo "$$out"; exit 1; }
 	@echo "the Go tests of test/install (parity with kustomize, helm install on a real API server) run in make test"
 
+##@ Benchmarks
+
+# Flags for the benchmark program, e.g. BENCH_ARGS='--operator-args="--max-concurrent-reconciles=8"'.
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: ## Benchmark on a local control plane: 1 platform vs kubectl and a plain client, 300 platforms, idle and restart writes (~10 min).
+	KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh) go run ./test/bench $(BENCH_ARGS)
+
+.PHONY: bench-ci
+bench-ci: ## The benchmark at CI size (5 platforms, 5 s idle): proves the program runs; asserts no timing.
+	KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh) go run ./test/bench --platforms=5 --namespaces=5 --repeat=1 --idle=5s $(BENCH_ARGS)
+
 ##@ E2E
 
 # The suite starts its own simulated cluster (test/e2e/simcluster): etcd,
