@@ -17,8 +17,10 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: ## Generate the CRD and RBAC role from the Go markers.
+manifests: ## Generate the CRD and RBAC role from the Go markers (and the copies the render subcommand and the chart embed).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	go generate ./internal/crd
+	hack/sync-chart.sh
 
 .PHONY: generate
 generate: ## Generate DeepCopy code.
@@ -26,7 +28,7 @@ generate: ## Generate DeepCopy code.
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files are stale.
-	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+	@git diff --exit-code -- api config internal/crd charts || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 
 .PHONY: golden
 golden: ## Regenerate golden files (nginx.conf, registry) after a deliberate change.

@@ -1,5 +1,6 @@
 // Command parser-operator runs the ParserPlatform operator (the manager), and
-// answers questions about a platform: `parser-operator shard --help`.
+// answers questions about a platform: `parser-operator shard --help`,
+// `parser-operator render --help`.
 package main
 
 import (
@@ -64,6 +65,8 @@ func main() {
 		switch os.Args[1] {
 		case "shard":
 			os.Exit(runShard(os.Args[2:], os.Stdout, os.Stderr))
+		case "render":
+			os.Exit(runRender(os.Args[2:], os.Stdout, os.Stderr))
 		}
 	}
 	o := parseFlags()
