@@ -51,8 +51,11 @@ func parseFlags() options {
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's).")
 	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces whose platforms the operator reconciles (default: all); it needs RBAC in each.")
 	flag.IntVar(&o.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Platforms reconciled in parallel.")
-	flag.Float64Var(&o.qps, "kube-api-qps", 50, "Sustained requests per second to the API server.")
-	flag.IntVar(&o.burst, "kube-api-burst", 100, "Burst of requests to the API server.")
+	// client-go limits each resource kind separately; a platform has ~70
+	// children, 14 of them Services: 50/s would cap a burst of new platforms
+	// well below what the API server takes (docs/benchmarks.md).
+	flag.Float64Var(&o.qps, "kube-api-qps", 200, "Sustained requests per second to the API server, per resource kind.")
+	flag.IntVar(&o.burst, "kube-api-burst", 400, "Burst of requests to the API server, per resource kind.")
 	o.zap = zap.Options{Development: false}
 	o.zap.BindFlags(flag.CommandLine)
 	flag.Parse()

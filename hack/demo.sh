@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The README's first command (`make demo`): the operator's main job with no
-# cluster. Starts a local control plane (kube-apiserver + etcd, the envtest
-# binaries: downloaded or built from the Go module proxy on first use, then
-# cached), installs the CRD, runs the operator binary against it, applies
-# config/samples/, waits until the operator has reconciled the sample, and
-# prints the platform, its conditions and its children.
+# cluster of yours. Starts a simulated cluster on this machine (etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler and kwok fake nodes,
+# with real redis-servers behind the cache pods; hack/simcluster.sh, binaries
+# built from the Go module proxy on first use and cached), installs the CRD,
+# runs the operator binary against it, applies config/samples/ in a namespace
+# enforcing Pod Security "restricted", waits until the platform is Ready
+# (printing progress) and prints the platform, its conditions and its
+# children.
 #
 #   DEMO_KEEP=1 make demo   keeps everything running until Ctrl-C and prints
 #                           the kubeconfig to poke at it with kubectl.
@@ -12,48 +15,55 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NAMESPACE=${DEMO_NAMESPACE:-parser}
+TIMEOUT=${DEMO_TIMEOUT:-300}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/parser-operator-demo.XXXXXX")
-export KUBECONFIG="$WORK/kubeconfig"
-pids=()
+export SIMCLUSTER_DIR="$WORK/cluster"
+operator_pid=
 say() { printf '\n== %s\n' "$*"; }
 
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [ -n "$operator_pid" ] && { kill "$operator_pid" 2>/dev/null || true; wait "$operator_pid" 2>/dev/null || true; }
+  hack/simcluster.sh stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "envtest binaries (the first run builds kube-apiserver and etcd from the Go module proxy: ~6 min on 2 cores)"
-KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)
-export KUBEBUILDER_ASSETS
-echo "$KUBEBUILDER_ASSETS"
+say "installing the test servers (redis) if missing"
+hack/install-test-deps.sh
 
-say "building the operator"
+say "starting the simulated cluster (the first run builds kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok from the Go module proxy: ~8-18 min on 2 cores; then seconds)"
+hack/simcluster.sh start
+eval "$(hack/simcluster.sh env)"
+kubectl get nodes
+
+say "installing the CRD"
+kubectl apply --server-side -f config/crd/bases >/dev/null
+kubectl wait --for=condition=Established crd/parserplatforms.platform.vkparser.io --timeout=60s
+
+say "building and running the operator (log: $WORK/operator.log)"
 go build -o bin/parser-operator ./cmd
-go build -o "$WORK/controlplane" ./hack/controlplane
-
-say "starting the local control plane"
-"$WORK/controlplane" --write-kubeconfig "$KUBECONFIG" >"$WORK/controlplane.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 120); do
-  [ -s "$KUBECONFIG" ] && kubectl get --raw /readyz >/dev/null 2>&1 && break
-  kill -0 "${pids[0]}" 2>/dev/null || { cat "$WORK/controlplane.log"; exit 1; }
-  sleep 0.5
-done
-kubectl get crd parserplatforms.platform.vkparser.io
-
-say "running the operator (log: $WORK/operator.log)"
 bin/parser-operator --health-probe-bind-address=0 --metrics-bind-address=0 >"$WORK/operator.log" 2>&1 &
-pids+=($!)
+operator_pid=$!
 
-say "kubectl apply -f config/samples/ (namespace $NAMESPACE)"
-kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f -
+say "kubectl apply -f config/samples/ (namespace $NAMESPACE, Pod Security restricted enforced)"
+kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl label namespace "$NAMESPACE" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
 kubectl apply -n "$NAMESPACE" -f config/samples/
 
-say "waiting until the operator has reconciled the sample"
-kubectl wait -n "$NAMESPACE" parserplatform/vk --for=jsonpath='{.status.observedGeneration}'=1 --timeout=120s
+say "waiting until the platform is Ready (at most ${TIMEOUT}s)"
+deadline=$((SECONDS + TIMEOUT))
+while :; do
+  ready=$(kubectl get pp vk -n "$NAMESPACE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
+  waiting=$(kubectl get pp vk -n "$NAMESPACE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}' 2>/dev/null || true)
+  printf '  %3ds Ready=%s %s\n' "$((SECONDS))" "${ready:-?}" "$waiting"
+  [ "$ready" = True ] && break
+  if [ $SECONDS -ge $deadline ]; then
+    echo "not Ready after ${TIMEOUT}s; the operator's log:"; tail -30 "$WORK/operator.log"; exit 1
+  fi
+  kill -0 "$operator_pid" 2>/dev/null || { echo "the operator exited:"; tail -30 "$WORK/operator.log"; exit 1; }
+  sleep 3
+done
 
 say "kubectl get parserplatforms"
 kubectl get parserplatforms -n "$NAMESPACE"
@@ -61,22 +71,17 @@ kubectl get parserplatforms -n "$NAMESPACE"
 say "conditions"
 kubectl get parserplatform vk -n "$NAMESPACE" \
   -o jsonpath='{range .status.conditions[*]}{.type}{"\t"}{.status}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}' | column -t -s $'\t'
+kubectl get parserplatform vk -n "$NAMESPACE" -o jsonpath='{"cache: "}{.status.cache}{"\n"}'
 
 say "children (label app.kubernetes.io/instance=vk)"
-kubectl get serviceaccounts,configmaps,secrets,services,deployments,statefulsets,horizontalpodautoscalers,poddisruptionbudgets,networkpolicies \
+kubectl get serviceaccounts,configmaps,secrets,services,deployments,statefulsets,horizontalpodautoscalers,poddisruptionbudgets,networkpolicies,persistentvolumeclaims \
   -n "$NAMESPACE" -l app.kubernetes.io/instance=vk
-
-cat <<'NOTE'
-
-This control plane runs no kubelet, scheduler or controller-manager: the
-children exist, but no pod starts, so Ready stays False ("waiting for auth 0/3
-ready, ..."). That is the honest status of a platform whose pods never run.
-NOTE
+kubectl get pods -n "$NAMESPACE" -o wide | head -12
 
 if [ "${DEMO_KEEP:-}" = 1 ]; then
   say "still running; in another shell:"
   echo "  export KUBECONFIG=$KUBECONFIG"
   echo "  kubectl get pp -n $NAMESPACE; kubectl describe pp vk -n $NAMESPACE"
-  echo "Ctrl-C stops the operator and the control plane and removes $WORK."
-  wait "${pids[1]}"
+  echo "Ctrl-C stops the operator and the cluster and removes $WORK."
+  wait "$operator_pid"
 fi

@@ -607,6 +607,24 @@ type ParserPlatformStatus struct {
 	// balancer's Service has an address.
 	// +optional
 	LoadBalancerAddress string `json:"loadBalancerAddress,omitempty"`
+
+	// cache is the Redis Cluster as the operator last saw it.
+	// +optional
+	Cache *CacheClusterStatus `json:"cache,omitempty"`
+}
+
+// CacheClusterStatus is the Redis Cluster's topology: CacheReady is True
+// only with every slot assigned, none open and every node answering.
+type CacheClusterStatus struct {
+	// nodes that answered.
+	Nodes int32 `json:"nodes"`
+	// masters holding slots.
+	Masters int32 `json:"masters"`
+	// slotsAssigned of the 16384.
+	SlotsAssigned int32 `json:"slotsAssigned"`
+	// openSlots left migrating or importing (a migration in progress or
+	// interrupted; the operator finishes it first).
+	OpenSlots int32 `json:"openSlots"`
 }
 
 func init() {

@@ -131,7 +131,10 @@ func (w *childWriter) ownedByHPA(obj client.Object) bool {
 // live: its identity and resourceVersion (optimistic locking), labels and
 // annotations others added, and fields the API server or another controller
 // owns.
-func (w *childWriter) updated(desired, live client.Object) client.Object {
+func (w *childWriter) updated(desired, cached client.Object) client.Object {
+	// The live object comes from the cache without a copy: never share its
+	// maps, slices or pointers with the object the update decodes into.
+	live := cached.DeepCopyObject().(client.Object)
 	out := desired.DeepCopyObject().(client.Object)
 	out.SetResourceVersion(live.GetResourceVersion())
 	out.SetUID(live.GetUID())

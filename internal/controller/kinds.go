@@ -8,6 +8,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -45,9 +46,17 @@ var managedKinds = []managedKind{
 func CacheOptions(namespaces ...string) cache.Options {
 	ours := labels.SelectorFromSet(labels.Set{resource.LabelManagedBy: resource.ManagedBy})
 	byObject := map[client.Object]cache.ByObject{}
+	// Children read from the cache are never modified in place (updates
+	// start from the desired object and a copy of the live one), so reads
+	// can skip the deep copy: a reconcile that changes nothing reads ~70.
+	noCopy := ptr.To(true)
 	for _, k := range managedKinds {
-		byObject[k.object] = cache.ByObject{Label: ours}
+		byObject[k.object] = cache.ByObject{Label: ours, UnsafeDisableDeepCopy: noCopy}
 	}
+	// Pods: only the cache's, whose IPs the operator dials.
+	byObject[&corev1.Pod{}] = cache.ByObject{UnsafeDisableDeepCopy: noCopy, Label: labels.SelectorFromSet(labels.Set{
+		resource.LabelManagedBy: resource.ManagedBy, resource.LabelComponent: resource.ComponentCache,
+	})}
 	byObject[serviceMonitorCRDMetadata()] = cache.ByObject{
 		Field: fields.OneTermEqualSelector("metadata.name", ServiceMonitorCRD),
 	}

@@ -44,7 +44,6 @@ func (r *ParserPlatformReconciler) observe(ctx context.Context, p *platformv1.Pa
 		o.Shards = append(o.Shards, statefulSet(resource.ShardName(i), resource.ShardStatefulSetName(p, i)))
 	}
 	o.Cache = statefulSet("cache", resource.CacheName(p))
-	o.CacheDetail = "the operator does not assign slots yet"
 	if o.Queues {
 		o.Broker = statefulSet("broker", resource.BrokerName(p))
 		for _, q := range p.Spec.Queues.Queues {

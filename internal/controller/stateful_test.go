@@ -160,7 +160,7 @@ var _ = Describe("ParserPlatform stateful tier", func() {
 		mark := writes.count()
 		updatePlatform(ctx, p, func(p *platformv1.ParserPlatform) { p.Annotations = map[string]string{"resync": "1"} })
 		quietFor(time.Second)
-		Expect(writes.since(mark)).To(BeEmpty())
+		Expect(inNamespace(writes.since(mark), ns)).To(BeEmpty())
 	})
 })
 

@@ -35,6 +35,13 @@ var (
 		Help: "Children created, updated or deleted by the operator.",
 	}, []string{"namespace", "platform", "kind", "action"})
 
+	// CacheSteps counts the Redis Cluster topology steps the operator ran
+	// (meet, assign slots, replicate, migrate slots, forget, fix open slot).
+	CacheSteps = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parser_operator_cache_topology_steps_total",
+		Help: "Redis Cluster topology steps run by the operator, by kind.",
+	}, []string{"namespace", "platform", "step"})
+
 	// Refusals counts operations the operator refused on purpose.
 	Refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "parser_operator_refusals_total",
@@ -43,7 +50,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(Condition, Replicas, Shards, Actions, Refusals)
+	metrics.Registry.MustRegister(Condition, Replicas, Shards, Actions, CacheSteps, Refusals)
 }
 
 // Observe records a platform's status in the gauges.
@@ -71,7 +78,7 @@ func Forget(namespace, name string) {
 	labels := prometheus.Labels{"namespace": namespace, "platform": name}
 	for _, vec := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{Condition, Replicas, Shards, Actions, Refusals} {
+	}{Condition, Replicas, Shards, Actions, CacheSteps, Refusals} {
 		vec.DeletePartialMatch(labels)
 	}
 }

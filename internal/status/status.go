@@ -68,6 +68,8 @@ type Observed struct {
 	// none open; CacheDetail says what is missing when it is not.
 	CacheFormed bool
 	CacheDetail string
+	// CacheCluster is the cluster's topology, when the operator reached it.
+	CacheCluster *platformv1.CacheClusterStatus
 	// Queues is false when the spec declares no queues (no broker, no workers).
 	Queues  bool
 	Broker  Workload
@@ -104,6 +106,9 @@ func Apply(st *platformv1.ParserPlatformStatus, o Observed) {
 	st.Components = components(o)
 	st.LoadBalancerAddress = o.LoadBalancerAddress
 	st.Shards = int32(len(o.Shards))
+	if o.CacheCluster != nil {
+		st.Cache = o.CacheCluster
+	}
 }
 
 func set(st *platformv1.ParserPlatformStatus, generation int64, c metav1.Condition) {
