@@ -81,10 +81,14 @@ func (r *ParserPlatformReconciler) reconcileCacheCluster(ctx context.Context, p 
 		out.retry = true
 		return out
 	}
-	if out.formed {
-		if err := r.shrinkCache(ctx, p, int32(desiredPods)); err != nil {
-			out.detail, out.retry = err.Error(), true
-		}
+	if !out.formed {
+		// Slots are placed but Redis has not yet agreed the cluster is ok
+		// (it takes a node timeout or two): look again soon.
+		out.retry = true
+		return out
+	}
+	if err := r.shrinkCache(ctx, p, int32(desiredPods)); err != nil {
+		out.detail, out.retry = err.Error(), true
 	}
 	return out
 }

@@ -150,7 +150,11 @@ func loadBalancerCondition(o Observed) metav1.Condition {
 // serves every slot: ready pods alone are not a working cache.
 func cacheCondition(o Observed) metav1.Condition {
 	c := area(TypeCacheReady, []Workload{o.Cache}, "ClusterServing")
-	if c.Status != metav1.ConditionTrue || o.CacheFormed {
+	if c.Status != metav1.ConditionTrue {
+		return c
+	}
+	if o.CacheFormed {
+		c.Message = "Redis Cluster serving every slot: " + o.CacheDetail
 		return c
 	}
 	return metav1.Condition{Type: TypeCacheReady, Status: metav1.ConditionFalse, Reason: "ClusterNotFormed",
