@@ -311,9 +311,7 @@ func rabbitWorkload(p *platformv1.ParserPlatform, configHash string) *statefulWo
 
 func redisBrokerWorkload(p *platformv1.ParserPlatform, configHash string) *statefulWorkload {
 	b := p.Spec.Queues.Broker
-	ping := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{
-		Command: []string{"sh", "-c", "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG"},
-	}}, PeriodSeconds: 10, TimeoutSeconds: 5}
+	ping := redisPingProbe()
 	return &statefulWorkload{
 		platform: p, name: brokerName, component: ComponentBroker, replicas: 1,
 		serviceName: BrokerHeadlessName(p), storage: b.Storage, defaultSize: defaultBrokerSize,
@@ -326,18 +324,8 @@ func redisBrokerWorkload(p *platformv1.ParserPlatform, configHash string) *state
 			Resources:      withDefaultRequests(b.Resources),
 			ReadinessProbe: ping,
 			LivenessProbe:  withInitialDelay(ping.DeepCopy(), 15),
-			VolumeMounts: []corev1.VolumeMount{
-				{Name: dataVolumeName, MountPath: redisDataDir},
-				{Name: "config", MountPath: redisConfigDir + "/" + RedisConfKey, SubPath: RedisConfKey, ReadOnly: true},
-				{Name: "auth", MountPath: redisAuthDir, ReadOnly: true},
-			},
+			VolumeMounts:   redisMounts(),
 		},
-		volumes: []corev1.Volume{
-			configMapVolume("config", BrokerName(p)),
-			{Name: "auth", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-				SecretName: BrokerName(p), DefaultMode: ptr.To[int32](0o400),
-				Items: []corev1.KeyToPath{{Key: RedisAuthConfKey, Path: RedisAuthConfKey}},
-			}}},
-		},
+		volumes: redisVolumes(BrokerName(p)),
 	}
 }

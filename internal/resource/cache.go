@@ -154,10 +154,7 @@ func cacheChildren(p *platformv1.ParserPlatform, creds Credentials) []client.Obj
 
 func cacheWorkload(p *platformv1.ParserPlatform, configHash string) *statefulWorkload {
 	c := p.Spec.Cache
-	ping := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{
-		// REDISCLI_AUTH keeps the password off the command line.
-		Command: []string{"sh", "-c", "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG"},
-	}}, PeriodSeconds: 10, TimeoutSeconds: 5}
+	ping := redisPingProbe()
 	return &statefulWorkload{
 		platform: p, name: cacheName, component: ComponentCache, replicas: CacheReplicas(p),
 		serviceName: CacheHeadlessName(p), storage: c.Storage, defaultSize: defaultCacheSize,
@@ -180,18 +177,38 @@ func cacheWorkload(p *platformv1.ParserPlatform, configHash string) *statefulWor
 			Resources:      withDefaultRequests(c.Resources),
 			ReadinessProbe: ping,
 			LivenessProbe:  withInitialDelay(ping.DeepCopy(), 15),
-			VolumeMounts: []corev1.VolumeMount{
-				{Name: dataVolumeName, MountPath: redisDataDir},
-				{Name: "config", MountPath: redisConfigDir + "/" + RedisConfKey, SubPath: RedisConfKey, ReadOnly: true},
-				{Name: "auth", MountPath: redisAuthDir, ReadOnly: true},
-			},
+			VolumeMounts:   redisMounts(),
 		},
-		volumes: []corev1.Volume{
-			configMapVolume("config", CacheName(p)),
-			{Name: "auth", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-				SecretName: CacheName(p), DefaultMode: ptr.To[int32](0o400),
-				Items: []corev1.KeyToPath{{Key: RedisAuthConfKey, Path: RedisAuthConfKey}},
-			}}},
-		},
+		volumes: redisVolumes(CacheName(p)),
+	}
+}
+
+// redisPingProbe is the readiness and liveness check of every Redis; the
+// password comes from REDISCLI_AUTH in the environment, never the command line.
+func redisPingProbe() *corev1.Probe {
+	return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{
+		Command: []string{"sh", "-c", "redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG"},
+	}}, PeriodSeconds: 10, TimeoutSeconds: 5}
+}
+
+// redisMounts: the data volume, redis.conf from the ConfigMap and the
+// included auth.conf from the Secret, the layout both Redis configs expect.
+func redisMounts() []corev1.VolumeMount {
+	return []corev1.VolumeMount{
+		{Name: dataVolumeName, MountPath: redisDataDir},
+		{Name: "config", MountPath: redisConfigDir + "/" + RedisConfKey, SubPath: RedisConfKey, ReadOnly: true},
+		{Name: "auth", MountPath: redisAuthDir, ReadOnly: true},
+	}
+}
+
+// redisVolumes are the ConfigMap and the Secret (only auth.conf, readable by
+// the owner alone) named name.
+func redisVolumes(name string) []corev1.Volume {
+	return []corev1.Volume{
+		configMapVolume("config", name),
+		{Name: "auth", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: name, DefaultMode: ptr.To[int32](0o400),
+			Items: []corev1.KeyToPath{{Key: RedisAuthConfKey, Path: RedisAuthConfKey}},
+		}}},
 	}
 }
