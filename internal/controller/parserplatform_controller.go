@@ -175,9 +175,12 @@ func (r *reconcileResult) problems() []string {
 func (r *ParserPlatformReconciler) applyChildren(ctx context.Context, p *platformv1.ParserPlatform, desired []client.Object) reconcileResult {
 	w := &childWriter{client: r.Client, reader: r.APIReader, owner: p, hpaTargets: hpaTargets(desired)}
 	outcomes := make([]childOutcome, len(desired))
-	// Children of one kind do not depend on each other: ensure them in
-	// parallel, kind after kind, so dependencies still come first.
-	for _, group := range groupByKind(desired) {
+	// Two phases: what pods read (ServiceAccount, Secrets, ConfigMaps) first,
+	// so no pod starts without its configuration; then everything else.
+	// Within a phase nothing depends on anything else, so writes go in
+	// parallel (the API server accepts a Deployment before its Service, an
+	// HPA before its Deployment).
+	for _, group := range writePhases(desired) {
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, childWriteParallelism)
 		for _, i := range group {
@@ -228,17 +231,21 @@ func (r *ParserPlatformReconciler) record(ctx context.Context, p *platformv1.Par
 	}
 }
 
-// groupByKind splits the ordered children into runs of one kind, as
+// configurationKinds are created before anything that reads them.
+var configurationKinds = map[string]bool{"ServiceAccount": true, "Secret": true, "ConfigMap": true}
+
+// writePhases splits the children into the configuration and the rest, as
 // indexes into desired.
-func groupByKind(desired []client.Object) [][]int {
-	var groups [][]int
+func writePhases(desired []client.Object) [][]int {
+	phases := [][]int{nil, nil}
 	for i, obj := range desired {
-		if i == 0 || kindOf(obj) != kindOf(desired[i-1]) {
-			groups = append(groups, nil)
+		if configurationKinds[kindOf(obj)] {
+			phases[0] = append(phases[0], i)
+		} else {
+			phases[1] = append(phases[1], i)
 		}
-		groups[len(groups)-1] = append(groups[len(groups)-1], i)
 	}
-	return groups
+	return phases
 }
 
 // pruneChildren deletes children the spec no longer asks for (a removed
