@@ -1,0 +1,693 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+)
+
+// The operator's e2e: installed the way a user installs it (helm install,
+// kubectl apply -f config/samples/), run with exactly the RBAC its chart
+// grants, on the simulated cluster, where the cache pods are real
+// redis-servers the operator forms into a Redis Cluster. One platform goes
+// through its whole life: Ready, scaled, deleted; then the chart goes.
+var _ = Describe("The operator installed with its Helm chart", Ordered, func() {
+	const (
+		release    = "parser-operator"
+		operatorNS = "parser-operator-system"
+		leaseName  = "parser-operator.platform.vkparser.io"
+		ns         = "parser"
+		name       = "vk"
+		// cacheSelector selects the platform's cache pods (SPEC labels).
+		cacheSelector = "app.kubernetes.io/instance=" + name + ",app.kubernetes.io/name=cache"
+		// longWait bounds the waits on the operator: forming or resharding
+		// the Redis Cluster takes tens of seconds here.
+		longWait = 4 * time.Minute
+	)
+	var (
+		h   *helmCLI
+		bin string
+		op  *operatorProcess
+		rec *metricsRecorder
+		// recorderCtx ends the scraper when the container ends
+		recorderCtx context.Context
+		platform    client.Client
+		// set once the chart is installed
+		saName         string
+		deploymentArgs []string
+		// the platform's UID and creation time
+		uid       types.UID
+		appliedAt time.Time
+	)
+
+	getPlatform := func(ctx context.Context) (*platformv1.ParserPlatform, error) {
+		p := &platformv1.ParserPlatform{}
+		return p, platform.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, p)
+	}
+	// alive stops an Eventually at once when the operator has died.
+	alive := func() {
+		if err := op.exited(); err != nil {
+			StopTrying(err.Error()).Now()
+		}
+	}
+	cachePassword := func(ctx context.Context) string {
+		s, err := clients.CoreV1().Secrets(ns).Get(ctx, name+"-cache", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.Data).To(HaveKey("password"))
+		return string(s.Data["password"])
+	}
+	// readyAt waits until the platform is Ready for its current generation
+	// with the cache as want, printing the Ready condition as it changes.
+	readyAt := func(ctx context.Context, want platformv1.CacheClusterStatus) {
+		pr := &progress{start: time.Now()}
+		Eventually(func(g Gomega) {
+			alive()
+			p, err := getPlatform(ctx)
+			g.Expect(err).NotTo(HaveOccurred())
+			ready := meta.FindStatusCondition(p.Status.Conditions, "Ready")
+			if ready != nil {
+				pr.report("Ready=%s %s: %s; cache %+v", ready.Status, ready.Reason, ready.Message, ptr.Deref(p.Status.Cache, platformv1.CacheClusterStatus{}))
+			}
+			g.Expect(p.Status.ObservedGeneration).To(Equal(p.Generation), "status of the current spec")
+			g.Expect(ready).NotTo(BeNil())
+			g.Expect(ready.Status).To(Equal(metav1.ConditionTrue), "%s: %s", ready.Reason, ready.Message)
+			g.Expect(p.Status.Cache).To(HaveValue(Equal(want)))
+		}).WithContext(ctx).WithTimeout(longWait).WithPolling(time.Second).Should(Succeed())
+	}
+
+	BeforeAll(func(ctx SpecContext) {
+		scheme := runtime.NewScheme()
+		Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
+		Expect(platformv1.AddToScheme(scheme)).To(Succeed())
+		var err error
+		platform, err = client.New(cluster.Config, client.Options{Scheme: scheme})
+		Expect(err).NotTo(HaveOccurred())
+
+		By("building the operator (go build ./cmd) and finding helm (hack/tool.sh helm)")
+		start := time.Now()
+		dir := GinkgoT().TempDir()
+		bin, err = buildOperator(ctx, dir)
+		Expect(err).NotTo(HaveOccurred())
+		h, err = findHelm(ctx, filepath.Join(dir, "helm"))
+		Expect(err).NotTo(HaveOccurred())
+		out, err := h.run(ctx, "version", "--short")
+		Expect(err).NotTo(HaveOccurred())
+		GinkgoWriter.Printf("operator and %s ready in %s\n", strings.TrimSpace(out), time.Since(start).Round(100*time.Millisecond))
+
+		// Whatever happens, the operator and the scraper of its metrics stop
+		// with this container (a DeferCleanup in an It runs after that It).
+		var stopRecorder context.CancelFunc
+		recorderCtx, stopRecorder = context.WithCancel(context.Background())
+		DeferCleanup(func() {
+			stopRecorder()
+			if op != nil {
+				op.stop()
+			}
+		})
+	}, NodeTimeout(15*time.Minute)) // a machine's first run builds helm
+
+	AfterEach(func(ctx SpecContext) {
+		if !CurrentSpecReport().Failed() {
+			return
+		}
+		if op != nil {
+			GinkgoWriter.Printf("\n--- last lines of the operator's log (%s):\n%s\n", op.log, op.tail(40))
+		}
+		for _, args := range [][]string{
+			{"get", "parserplatforms", "-A", "-o", "wide"},
+			{"get", "parserplatform", name, "-n", ns, "-o", "jsonpath={range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{\"\\n\"}{end}"},
+			{"get", "pods,statefulsets,deployments", "-n", ns, "-o", "wide"},
+		} {
+			out, _ := kubectl(ctx, "", args...)
+			GinkgoWriter.Printf("\n--- kubectl %s\n%s\n", strings.Join(args, " "), out)
+		}
+	})
+
+	It("installs with helm install, and its Deployment becomes Available", func(ctx SpecContext) {
+		By("helm install " + release + " charts/parser-operator --namespace " + operatorNS + " --create-namespace (default values)")
+		out, err := h.run(ctx, "install", release, "charts/parser-operator", "--namespace", operatorNS, "--create-namespace")
+		Expect(err).NotTo(HaveOccurred())
+		GinkgoWriter.Println(out)
+
+		By("waiting for the operator's Deployment to be Available (its pod is kwok's: Ready with no container)")
+		var d *appsv1.Deployment
+		Eventually(func(g Gomega) {
+			var err error
+			d, err = clients.AppsV1().Deployments(operatorNS).Get(ctx, release+"-controller-manager", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(d.Status.Conditions).To(ContainElement(And(
+				HaveField("Type", appsv1.DeploymentAvailable), HaveField("Status", corev1.ConditionTrue))))
+			g.Expect(d.Status.ReadyReplicas).To(Equal(ptr.Deref(d.Spec.Replicas, 1)))
+		}).WithContext(ctx).Should(Succeed())
+		Expect(readyPods(ctx, operatorNS, "control-plane=controller-manager")).To(HaveLen(int(ptr.Deref(d.Spec.Replicas, 1))))
+
+		saName = d.Spec.Template.Spec.ServiceAccountName
+		Expect(saName).NotTo(BeEmpty())
+		c := d.Spec.Template.Spec.Containers
+		Expect(c).To(HaveLen(1))
+		deploymentArgs = c[0].Args
+		GinkgoWriter.Printf("ServiceAccount %s; container args %q\n", saName, deploymentArgs)
+		Expect(deploymentArgs).To(ContainElement("--leader-elect"), "leader election is on by default")
+	})
+
+	It("grants its ServiceAccount no wildcard, escalate, bind or impersonate", func(ctx SpecContext) {
+		subject := rbacv1.Subject{Kind: "ServiceAccount", Name: saName, Namespace: operatorNS}
+		var roles []string
+		check := func(where string, rules []rbacv1.PolicyRule) {
+			for _, r := range rules {
+				for _, list := range [][]string{r.APIGroups, r.Resources, r.Verbs, r.NonResourceURLs, r.ResourceNames} {
+					Expect(list).NotTo(ContainElement(ContainSubstring("*")), "%s: %+v", where, r)
+				}
+				Expect(r.Verbs).NotTo(ContainElement(BeElementOf("escalate", "bind", "impersonate")), "%s: %+v", where, r)
+			}
+		}
+		crbs, err := clients.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		for _, b := range crbs.Items {
+			if slices.Contains(b.Subjects, subject) {
+				Expect(b.RoleRef.Kind).To(Equal("ClusterRole"))
+				cr, err := clients.RbacV1().ClusterRoles().Get(ctx, b.RoleRef.Name, metav1.GetOptions{})
+				Expect(err).NotTo(HaveOccurred())
+				check("ClusterRole "+cr.Name, cr.Rules)
+				roles = append(roles, "ClusterRole/"+cr.Name)
+			}
+		}
+		rbs, err := clients.RbacV1().RoleBindings("").List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		for _, b := range rbs.Items {
+			if !slices.Contains(b.Subjects, subject) {
+				continue
+			}
+			if b.RoleRef.Kind == "ClusterRole" {
+				cr, err := clients.RbacV1().ClusterRoles().Get(ctx, b.RoleRef.Name, metav1.GetOptions{})
+				Expect(err).NotTo(HaveOccurred())
+				check("ClusterRole "+cr.Name, cr.Rules)
+			} else {
+				r, err := clients.RbacV1().Roles(b.Namespace).Get(ctx, b.RoleRef.Name, metav1.GetOptions{})
+				Expect(err).NotTo(HaveOccurred())
+				check("Role "+b.Namespace+"/"+r.Name, r.Rules)
+			}
+			roles = append(roles, b.RoleRef.Kind+"/"+b.RoleRef.Name+" in "+b.Namespace)
+		}
+		GinkgoWriter.Printf("the chart binds %s to %v\n", saName, roles)
+		Expect(roles).NotTo(BeEmpty())
+
+		By("asking the API server, as the ServiceAccount, what it may do")
+		kubeconfig := filepath.Join(GinkgoT().TempDir(), "kubeconfig")
+		Expect(cluster.KubeconfigFor(ctx, operatorNS, saName, kubeconfig)).To(Succeed())
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		Expect(err).NotTo(HaveOccurred())
+		asSA, err := kubernetes.NewForConfig(cfg)
+		Expect(err).NotTo(HaveOccurred())
+		can := func(a authorizationv1.ResourceAttributes) bool {
+			r, err := asSA.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+				Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &a},
+			}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			return r.Status.Allowed
+		}
+		for _, a := range []authorizationv1.ResourceAttributes{
+			{Verb: "watch", Group: "platform.vkparser.io", Resource: "parserplatforms"},
+			{Verb: "patch", Group: "platform.vkparser.io", Resource: "parserplatforms", Subresource: "status", Namespace: ns},
+			{Verb: "create", Group: "apps", Resource: "statefulsets", Namespace: ns},
+			{Verb: "list", Resource: "pods", Namespace: ns},
+			{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: operatorNS},
+		} {
+			Expect(can(a)).To(BeTrue(), "the operator needs %+v", a)
+		}
+		for _, a := range []authorizationv1.ResourceAttributes{
+			{Verb: "create", Resource: "pods", Namespace: ns},
+			{Verb: "delete", Group: "platform.vkparser.io", Resource: "parserplatforms", Namespace: ns},
+			{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: ns},
+			{Verb: "list", Resource: "nodes"},
+			{Verb: "delete", Resource: "namespaces"},
+			{Verb: "create", Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"},
+			{Verb: "escalate", Group: "rbac.authorization.k8s.io", Resource: "clusterroles"},
+			{Verb: "bind", Group: "rbac.authorization.k8s.io", Resource: "roles", Namespace: ns},
+			{Verb: "impersonate", Resource: "users"},
+			{Verb: "impersonate", Resource: "serviceaccounts", Namespace: ns},
+		} {
+			Expect(can(a)).To(BeFalse(), "the operator does not need %+v", a)
+		}
+	})
+
+	It("runs beside the cluster as the chart's ServiceAccount, with its Deployment's args, and leads", func(ctx SpecContext) {
+		kubeconfig := filepath.Join(GinkgoT().TempDir(), "operator.kubeconfig")
+		Expect(cluster.KubeconfigFor(ctx, operatorNS, saName, kubeconfig)).To(Succeed())
+		port, err := freePort()
+		Expect(err).NotTo(HaveOccurred())
+		args := operatorArgs(deploymentArgs, operatorNS, port)
+		logPath := filepath.Join(cluster.Dir, "logs", "operator.log") // kept with the cluster's logs on failure
+		By(fmt.Sprintf("starting %s %s (log %s)", filepath.Base(bin), strings.Join(args, " "), logPath))
+		op, err = startOperator(bin, args, kubeconfig, logPath)
+		Expect(err).NotTo(HaveOccurred())
+
+		By("scraping the metrics endpoint from now on, before the platform exists")
+		rec = newMetricsRecorder(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		Eventually(func() error { alive(); _, err := rec.scrape(ctx); return err }).WithContext(ctx).Should(Succeed())
+		go rec.run(recorderCtx, 200*time.Millisecond)
+
+		By("waiting for it to take the Lease " + operatorNS + "/" + leaseName)
+		Eventually(func(g Gomega) {
+			alive()
+			l, err := clients.CoordinationV1().Leases(operatorNS).Get(ctx, leaseName, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(ptr.Deref(l.Spec.HolderIdentity, "")).NotTo(BeEmpty())
+			GinkgoWriter.Printf("Lease held by %s\n", *l.Spec.HolderIdentity)
+		}).WithContext(ctx).Should(Succeed())
+		Eventually(op.tail).WithArguments(200).WithContext(ctx).Should(ContainSubstring("Starting workers"))
+	})
+
+	It("brings config/samples/ to Ready in a namespace enforcing Pod Security restricted", func(ctx SpecContext) {
+		By("kubectl create namespace " + ns + ", labelled pod-security.kubernetes.io/enforce=restricted")
+		_, err := kubectl(ctx, "", "create", "namespace", ns)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = kubectl(ctx, "", "label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
+		Expect(err).NotTo(HaveOccurred())
+
+		By("kubectl apply -f config/samples/")
+		out, err := kubectl(ctx, "", "apply", "-n", ns, "-f", filepath.Join(repoRoot(), "config", "samples")+"/")
+		Expect(err).NotTo(HaveOccurred())
+		GinkgoWriter.Print(out)
+		appliedAt = time.Now()
+		p, err := getPlatform(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		uid = p.UID
+
+		By("waiting for Ready=True (the operator forms the Redis Cluster on the real redis-servers)")
+		readyAt(ctx, platformv1.CacheClusterStatus{Masters: 3, Nodes: 6, SlotsAssigned: 16384, OpenSlots: 0})
+		took := time.Since(appliedAt).Round(100 * time.Millisecond)
+		AddReportEntry("sample platform Ready after", took.String())
+		GinkgoWriter.Printf("Ready %s after kubectl apply\n", took)
+
+		p, err = getPlatform(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		for _, c := range []string{"ServicesReady", "LoadBalancerReady", "DatabaseReady", "CacheReady", "QueuesReady"} {
+			Expect(meta.IsStatusConditionTrue(p.Status.Conditions, c)).To(BeTrue(), "%s: %+v", c, meta.FindStatusCondition(p.Status.Conditions, c))
+		}
+		Expect(meta.IsStatusConditionFalse(p.Status.Conditions, "Degraded")).To(BeTrue())
+		Expect(p.Status.Shards).To(BeEquivalentTo(4))
+
+		By("checking every pod is Running and Ready, as many as the components ask for")
+		desired := int32(0)
+		for _, c := range p.Status.Components {
+			Expect(c.ReadyReplicas).To(Equal(c.DesiredReplicas), "component %s", c.Name)
+			desired += c.DesiredReplicas
+		}
+		pods, err := clients.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(pods.Items).To(HaveLen(int(desired)))
+		for _, pod := range pods.Items {
+			Expect(pod.Status.Phase).To(Equal(corev1.PodRunning), pod.Name)
+			Expect(isReady(&pod)).To(BeTrue(), pod.Name)
+		}
+		GinkgoWriter.Printf("%d pods Running and Ready over %d components, admitted under Pod Security restricted\n", len(pods.Items), len(p.Status.Components))
+	})
+
+	It("has formed a Redis Cluster: CLUSTER INFO on every backing redis-server says cluster_state:ok", func(ctx SpecContext) {
+		password := cachePassword(ctx)
+		ips, err := podIPs(ctx, ns, cacheSelector)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(ips).To(HaveLen(6))
+		for pod, ip := range ips {
+			info, err := clusterInfo(ctx, ip, password)
+			Expect(err).NotTo(HaveOccurred())
+			GinkgoWriter.Printf("%s (%s): cluster_state:%s slots_assigned:%s known_nodes:%s size:%s\n", pod, ip,
+				info["cluster_state"], info["cluster_slots_assigned"], info["cluster_known_nodes"], info["cluster_size"])
+			Expect(info).To(HaveKeyWithValue("cluster_state", "ok"), pod)
+			Expect(info).To(HaveKeyWithValue("cluster_slots_assigned", "16384"), pod)
+			Expect(info).To(HaveKeyWithValue("cluster_known_nodes", "6"), pod)
+			Expect(info).To(HaveKeyWithValue("cluster_size", "3"), pod)
+		}
+	})
+
+	It("shows the print columns in kubectl get pp", func(ctx SpecContext) {
+		out, err := kubectl(ctx, "", "get", "pp", "-n", ns)
+		Expect(err).NotTo(HaveOccurred())
+		GinkgoWriter.Print(out)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		Expect(lines).To(HaveLen(2))
+		Expect(strings.Fields(lines[0])).To(Equal([]string{"NAME", "READY", "SHARDS", "CACHE", "AGE"}))
+		row := strings.Fields(lines[1])
+		Expect(row).To(HaveLen(5))
+		Expect(row[:4]).To(Equal([]string{name, "True", "4", "3"}))
+	})
+
+	It("exposes metrics that moved as the platform became Ready", func(ctx SpecContext) {
+		vk := map[string]string{"namespace": ns, "platform": name}
+		with := func(kv ...string) map[string]string {
+			m := map[string]string{"namespace": ns, "platform": name}
+			for i := 0; i+1 < len(kv); i += 2 {
+				m[kv[i]] = kv[i+1]
+			}
+			return m
+		}
+		// A scrape now, after Ready, into the history too.
+		Eventually(func(g Gomega) {
+			history, _, _ := rec.recorded()
+			g.Expect(history).NotTo(BeEmpty())
+			v, ok := history[len(history)-1].value("parser_operator_platform_condition", with("condition", "Ready"))
+			g.Expect(ok).To(BeTrue())
+			g.Expect(v).To(Equal(1.0))
+		}).WithContext(ctx).Should(Succeed())
+		history, scrapes, _ := rec.recorded()
+		GinkgoWriter.Printf("%d scrapes, %d distinct\n", scrapes, len(history))
+
+		By("parser_operator_platform_condition{condition=\"Ready\"}: 0, then 1")
+		firstZero, firstOne := -1, -1
+		for i, s := range history {
+			v, ok := s.value("parser_operator_platform_condition", with("condition", "Ready"))
+			if !ok {
+				continue
+			}
+			if v == 0 && firstZero < 0 {
+				firstZero = i
+			}
+			if v == 1 && firstZero >= 0 && firstOne < 0 {
+				firstOne = i
+			}
+		}
+		Expect(firstZero).To(BeNumerically(">=", 0), "no scrape saw the platform not Ready")
+		Expect(firstOne).To(BeNumerically(">", firstZero), "no scrape saw it Ready after not Ready")
+		GinkgoWriter.Printf("Ready gauge 0 at +%s, 1 at +%s (after kubectl apply)\n",
+			history[firstZero].at.Sub(appliedAt).Round(100*time.Millisecond), history[firstOne].at.Sub(appliedAt).Round(100*time.Millisecond))
+
+		By("parser_operator_component_replicas{state=\"ready\"}: rising to the desired replicas")
+		var rising []string
+		minReady, last := -1.0, -1.0
+		for _, s := range history[:firstOne+1] {
+			total, n := s.sum("parser_operator_component_replicas", with("state", "ready"))
+			if n == 0 {
+				continue
+			}
+			if minReady < 0 || total < minReady {
+				minReady = total
+			}
+			if total != last {
+				rising = append(rising, fmt.Sprintf("%g (+%s)", total, s.at.Sub(appliedAt).Round(100*time.Millisecond)))
+				last = total
+			}
+		}
+		GinkgoWriter.Printf("ready replicas, all components: %s\n", strings.Join(rising, " -> "))
+		final := history[len(history)-1]
+		ready, nReady := final.sum("parser_operator_component_replicas", with("state", "ready"))
+		desired, nDesired := final.sum("parser_operator_component_replicas", with("state", "desired"))
+		Expect(nReady).To(BeNumerically(">", 10), "a series per component")
+		Expect(nDesired).To(Equal(nReady))
+		Expect(ready).To(Equal(desired))
+		Expect(minReady).To(BeNumerically("<", ready), "ready replicas rose during the run")
+		for _, c := range []string{"cache", "broker", "db-0", "gateway", "lb", "auth", "worker-parser"} {
+			r, ok := final.value("parser_operator_component_replicas", with("component", c, "state", "ready"))
+			Expect(ok).To(BeTrue(), "component %s", c)
+			d, _ := final.value("parser_operator_component_replicas", with("component", c, "state", "desired"))
+			Expect(r).To(And(Equal(d), BeNumerically(">", 0)), "component %s", c)
+		}
+
+		By("parser_operator_child_actions_total > 0, shards 4, cache topology steps taken")
+		actions, n := final.sum("parser_operator_child_actions_total", vk)
+		Expect(n).To(BeNumerically(">", 0))
+		Expect(actions).To(BeNumerically(">", 0))
+		shards, ok := final.value("parser_operator_platform_shards", vk)
+		Expect(ok).To(BeTrue())
+		Expect(shards).To(Equal(4.0))
+		steps, _ := final.sum("parser_operator_cache_topology_steps_total", vk)
+		Expect(steps).To(BeNumerically(">", 0), "the operator formed the cluster itself")
+		GinkgoWriter.Printf("child actions %g, cache topology steps %g\n", actions, steps)
+	})
+
+	It("scales the cache to 4 masters and back to 3, shrinking the StatefulSet only after the slots moved", func(ctx SpecContext) {
+		password := cachePassword(ctx)
+		seed := fmt.Sprintf("%s-cache-0.%s-cache-headless.%s.svc:6379", name, name, ns)
+		const keys = 300
+		By(fmt.Sprintf("writing %d keys through a Redis Cluster client", keys))
+		rc := cacheClusterClient(ns, cacheSelector, seed, password)
+		DeferCleanup(rc.Close)
+		for i := range keys {
+			Expect(rc.Set(ctx, fmt.Sprintf("user_%d", i), i, 0).Err()).To(Succeed())
+		}
+		allKeys := func(ctx context.Context) error {
+			c := cacheClusterClient(ns, cacheSelector, seed, password)
+			defer func() { _ = c.Close() }()
+			for i := range keys {
+				v, err := c.Get(ctx, fmt.Sprintf("user_%d", i)).Int()
+				if err != nil || v != i {
+					return fmt.Errorf("user_%d = %d, %v", i, v, err)
+				}
+			}
+			return nil
+		}
+		patchMasters := func(n int) {
+			_, err := kubectl(ctx, "", "patch", "pp", name, "-n", ns, "--type=merge", "-p", fmt.Sprintf(`{"spec":{"cache":{"masters":%d}}}`, n))
+			Expect(err).NotTo(HaveOccurred())
+		}
+		stsReplicas := func(ctx context.Context) (int32, error) {
+			s, err := clients.AppsV1().StatefulSets(ns).Get(ctx, name+"-cache", metav1.GetOptions{})
+			if err != nil {
+				return 0, err
+			}
+			return ptr.Deref(s.Spec.Replicas, 0), nil
+		}
+
+		By("kubectl patch: cache.masters 3 -> 4")
+		start := time.Now()
+		patchMasters(4)
+		readyAt(ctx, platformv1.CacheClusterStatus{Masters: 4, Nodes: 8, SlotsAssigned: 16384, OpenSlots: 0})
+		AddReportEntry("cache scale-out 3 -> 4 masters", time.Since(start).Round(100*time.Millisecond).String())
+		Expect(stsReplicas(ctx)).To(BeEquivalentTo(8))
+		Expect(readyPods(ctx, ns, cacheSelector)).To(HaveLen(8))
+		ips, err := podIPs(ctx, ns, cacheSelector)
+		Expect(err).NotTo(HaveOccurred())
+		for pod, ip := range ips {
+			info, err := clusterInfo(ctx, ip, password)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(info).To(And(HaveKeyWithValue("cluster_state", "ok"), HaveKeyWithValue("cluster_size", "4"),
+				HaveKeyWithValue("cluster_known_nodes", "8")), pod)
+		}
+		Eventually(allKeys).WithContext(ctx).Should(Succeed(), "the keys moved with their slots")
+
+		By("kubectl patch: cache.masters 4 -> 3, watching the StatefulSet")
+		ip0 := ips[name+"-cache-0"] // stays through the scale-in
+		Expect(ip0).NotTo(BeEmpty())
+		sts, err := clients.AppsV1().StatefulSets(ns).Get(ctx, name+"-cache", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		w, err := clients.AppsV1().StatefulSets(ns).Watch(ctx, metav1.ListOptions{
+			FieldSelector: "metadata.name=" + name + "-cache", ResourceVersion: sts.ResourceVersion})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(w.Stop)
+		type shrink struct {
+			replicas int32
+			view     clusterView
+			err      error
+		}
+		shrunk := make(chan shrink, 1)
+		go func() {
+			defer GinkgoRecover()
+			for ev := range w.ResultChan() {
+				s, ok := ev.Object.(*appsv1.StatefulSet)
+				if !ok || ev.Type != watch.Modified || ptr.Deref(s.Spec.Replicas, 0) >= 8 {
+					continue
+				}
+				// The moment the StatefulSet is told to shrink, what does
+				// the cluster look like? The leaving masters must have
+				// given away their slots and been forgotten already.
+				v, err := clusterNodes(ctx, ip0, password)
+				shrunk <- shrink{replicas: ptr.Deref(s.Spec.Replicas, 0), view: v, err: err}
+				return
+			}
+		}()
+		start = time.Now()
+		patchMasters(3)
+		readyAt(ctx, platformv1.CacheClusterStatus{Masters: 3, Nodes: 6, SlotsAssigned: 16384, OpenSlots: 0})
+		AddReportEntry("cache scale-in 4 -> 3 masters", time.Since(start).Round(100*time.Millisecond).String())
+		var s shrink
+		Eventually(shrunk).WithContext(ctx).Should(Receive(&s))
+		Expect(s.err).NotTo(HaveOccurred())
+		GinkgoWriter.Printf("StatefulSet told to shrink to %d pods when the cluster had %+v\n", s.replicas, s.view)
+		Expect(s.replicas).To(BeEquivalentTo(6))
+		Expect(s.view).To(Equal(clusterView{nodes: 6, mastersWithSlots: 3}))
+
+		Eventually(func(g Gomega) {
+			g.Expect(stsReplicas(ctx)).To(BeEquivalentTo(6))
+			g.Expect(podNames(ctx, ns, cacheSelector)).To(HaveLen(6))
+		}).WithContext(ctx).Should(Succeed())
+		ips, err = podIPs(ctx, ns, cacheSelector)
+		Expect(err).NotTo(HaveOccurred())
+		for pod, ip := range ips {
+			info, err := clusterInfo(ctx, ip, password)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(info).To(And(HaveKeyWithValue("cluster_state", "ok"), HaveKeyWithValue("cluster_size", "3"),
+				HaveKeyWithValue("cluster_known_nodes", "6")), pod)
+		}
+		Eventually(allKeys).WithContext(ctx).Should(Succeed(), "no key lost in the scale-in")
+		out, err := kubectl(ctx, "", "get", "pp", "-n", ns)
+		Expect(err).NotTo(HaveOccurred())
+		GinkgoWriter.Print(out)
+	})
+
+	It("needed no permission beyond the chart's: no request of the operator was forbidden", func() {
+		Expect(op.exited()).To(Succeed())
+		data, err := os.ReadFile(op.log)
+		Expect(err).NotTo(HaveOccurred())
+		errorsByMsg := map[string]int{}
+		lines := strings.Split(string(data), "\n")
+		for _, line := range lines {
+			Expect(strings.ToLower(line)).NotTo(ContainSubstring("forbidden"))
+			if strings.Contains(line, `"level":"error"`) {
+				msg, _, _ := strings.Cut(line[strings.Index(line, `"msg":`)+1:], `","`)
+				errorsByMsg[msg]++
+			}
+		}
+		// Not a failure (a conflict retried is normal), but worth seeing in CI.
+		GinkgoWriter.Printf("operator log: %d lines; error lines by message: %v\n", len(lines), errorsByMsg)
+	})
+
+	It("lets the garbage collector remove every child of a deleted platform, and keeps its data volumes", func(ctx SpecContext) {
+		children, err := ownedChildren(ctx, ns, uid)
+		Expect(err).NotTo(HaveOccurred())
+		GinkgoWriter.Printf("%d children: %v\n", len(children), kindsOf(children))
+		Expect(kindsOf(children)).To(ContainElements("Deployment", "StatefulSet", "Service", "ConfigMap", "Secret",
+			"HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"))
+		Expect(children).To(ContainElements("StatefulSet/vk-cache", "StatefulSet/vk-db-3", "StatefulSet/vk-broker",
+			"Deployment/vk-gateway", "ConfigMap/vk-shard-map", "Secret/vk-db-0-credentials"))
+		pvcs, err := clients.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		data := map[string]types.UID{}
+		for _, pvc := range pvcs.Items {
+			data[pvc.Name] = pvc.UID
+		}
+		var comps []string
+		for n := range data {
+			switch {
+			case strings.Contains(n, "-vk-db-"):
+				comps = append(comps, "db")
+			case strings.Contains(n, "-vk-cache-"):
+				comps = append(comps, "cache")
+			case strings.Contains(n, "-vk-broker-"):
+				comps = append(comps, "broker")
+			}
+		}
+		Expect(comps).To(HaveLen(len(data)), "every PVC is a shard's, the cache's or the broker's: %v", data)
+		Expect(comps).To(ContainElements("db", "cache", "broker"))
+		GinkgoWriter.Printf("%d data PVCs\n", len(data))
+
+		By("kubectl delete pp " + name + " (deletionPolicy Retain, the default)")
+		start := time.Now()
+		_, err = kubectl(ctx, "", "delete", "pp", name, "-n", ns)
+		Expect(err).NotTo(HaveOccurred())
+		pr := &progress{start: start}
+		Eventually(func(g Gomega) {
+			left, err := ownedChildren(ctx, ns, uid)
+			g.Expect(err).NotTo(HaveOccurred())
+			pods, err := podNames(ctx, ns, "")
+			g.Expect(err).NotTo(HaveOccurred())
+			pr.report("%d children and %d pods left", len(left), len(pods))
+			g.Expect(left).To(BeEmpty())
+			g.Expect(pods).To(BeEmpty())
+		}).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Succeed())
+		AddReportEntry("garbage collection of the platform's children", time.Since(start).Round(100*time.Millisecond).String())
+
+		By("checking the data PVCs are still there, Bound, owned by nobody")
+		pvcs, err = clients.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(pvcs.Items).To(HaveLen(len(data)))
+		for _, pvc := range pvcs.Items {
+			Expect(data).To(HaveKeyWithValue(pvc.Name, pvc.UID), "the same claim")
+			Expect(pvc.Status.Phase).To(Equal(corev1.ClaimBound), pvc.Name)
+			Expect(pvc.DeletionTimestamp).To(BeNil(), pvc.Name)
+			Expect(pvc.OwnerReferences).To(BeEmpty(), pvc.Name)
+		}
+
+		By("checking the operator forgot the platform's metrics")
+		Eventually(func(g Gomega) {
+			s, err := rec.scrape(ctx)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(s.matching("parser_operator_platform_condition", map[string]string{"platform": name})).To(BeEmpty())
+			g.Expect(s.matching("parser_operator_component_replicas", map[string]string{"platform": name})).To(BeEmpty())
+		}).WithContext(ctx).Should(Succeed())
+	})
+
+	It("helm uninstall removes the operator and leaves the CRD, the remaining platforms and their data", func(ctx SpecContext) {
+		By("applying a second, paused platform, which must survive the uninstall")
+		sample, err := os.ReadFile(filepath.Join(repoRoot(), "config", "samples", "platform_v1alpha1_parserplatform.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		kept := strings.Replace(string(sample), "name: vk\n", "name: kept\n", 1)
+		kept = strings.Replace(kept, "spec:\n", "spec:\n  paused: true\n", 1)
+		_, err = kubectl(ctx, kept, "apply", "-n", ns, "-f", "-")
+		Expect(err).NotTo(HaveOccurred())
+		Eventually(func(g Gomega) {
+			alive()
+			p := &platformv1.ParserPlatform{}
+			g.Expect(platform.Get(ctx, client.ObjectKey{Namespace: ns, Name: "kept"}, p)).To(Succeed())
+			g.Expect(meta.IsStatusConditionTrue(p.Status.Conditions, "Paused")).To(BeTrue(), "the operator saw it")
+		}).WithContext(ctx).Should(Succeed())
+		pvcsBefore, err := clients.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+
+		By("stopping the operator process (helm uninstall deletes its Deployment)")
+		op.stop()
+		Eventually(func(g Gomega) {
+			l, err := clients.CoordinationV1().Leases(operatorNS).Get(ctx, leaseName, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(ptr.Deref(l.Spec.HolderIdentity, "")).To(BeEmpty(), "released on SIGTERM")
+		}).WithContext(ctx).Should(Succeed())
+
+		By("helm uninstall " + release)
+		out, err := h.run(ctx, "uninstall", release, "--namespace", operatorNS)
+		Expect(err).NotTo(HaveOccurred())
+		GinkgoWriter.Println(out)
+		Eventually(func(g Gomega) {
+			_, err := clients.AppsV1().Deployments(operatorNS).Get(ctx, release+"-controller-manager", metav1.GetOptions{})
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "Deployment: %v", err)
+			_, err = clients.CoreV1().ServiceAccounts(operatorNS).Get(ctx, saName, metav1.GetOptions{})
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "ServiceAccount: %v", err)
+			_, err = clients.RbacV1().ClusterRoles().Get(ctx, release+"-manager-role", metav1.GetOptions{})
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "ClusterRole: %v", err)
+			g.Expect(podNames(ctx, operatorNS, "control-plane=controller-manager")).To(BeEmpty())
+		}).WithContext(ctx).Should(Succeed())
+		out, err = h.run(ctx, "list", "--all-namespaces", "--short")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(strings.TrimSpace(out)).To(BeEmpty(), "no release left")
+
+		By("checking the CRD, the platform and the data volumes are all still there")
+		out, err = kubectl(ctx, "", "get", "crd", "parserplatforms.platform.vkparser.io", "-o", "jsonpath={.metadata.annotations.helm\\.sh/resource-policy}")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(out).To(Equal("keep"))
+		out, err = kubectl(ctx, "", "get", "pp", "-n", ns)
+		Expect(err).NotTo(HaveOccurred())
+		GinkgoWriter.Print(out)
+		Expect(out).To(MatchRegexp(`(?m)^kept\s`))
+		pvcs, err := clients.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(pvcs.Items).To(HaveLen(len(pvcsBefore.Items)))
+		Expect(pvcs.Items).NotTo(BeEmpty())
+		for _, pvc := range pvcs.Items {
+			Expect(pvc.Status.Phase).To(Equal(corev1.ClaimBound), pvc.Name)
+		}
+	})
+})
