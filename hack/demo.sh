@@ -76,7 +76,7 @@ kubectl get parserplatform vk -n "$NAMESPACE" -o jsonpath='{"cache: "}{.status.c
 say "children (label app.kubernetes.io/instance=vk)"
 kubectl get serviceaccounts,configmaps,secrets,services,deployments,statefulsets,horizontalpodautoscalers,poddisruptionbudgets,networkpolicies,persistentvolumeclaims \
   -n "$NAMESPACE" -l app.kubernetes.io/instance=vk
-kubectl get pods -n "$NAMESPACE" -o wide | head -12
+kubectl get pods -n "$NAMESPACE" -o wide | awk 'NR <= 13'  # awk reads all: no SIGPIPE under pipefail
 
 if [ "${DEMO_KEEP:-}" = 1 ]; then
   say "still running; in another shell:"
