@@ -7,23 +7,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -31,7 +25,6 @@ import (
 	"github.com/vkparser/parser-operator/internal/metrics"
 	"github.com/vkparser/parser-operator/internal/rediscluster"
 	"github.com/vkparser/parser-operator/internal/resource"
-	"github.com/vkparser/parser-operator/internal/status"
 )
 
 // refusalRetryInterval is how often a refused child (owned by someone else)
@@ -170,179 +163,6 @@ func (r *reconcileResult) problems() []string {
 	return out
 }
 
-// applyChildren ensures every desired child, in order, and records an event
-// for each one created or updated.
-func (r *ParserPlatformReconciler) applyChildren(ctx context.Context, p *platformv1.ParserPlatform, desired []client.Object) reconcileResult {
-	w := &childWriter{client: r.Client, reader: r.APIReader, owner: p, hpaTargets: hpaTargets(desired)}
-	outcomes := make([]childOutcome, len(desired))
-	// Two phases: what pods read (ServiceAccount, Secrets, ConfigMaps) first,
-	// so no pod starts without its configuration; then everything else.
-	// Within a phase nothing depends on anything else, so writes go in
-	// parallel (the API server accepts a Deployment before its Service, an
-	// HPA before its Deployment).
-	for _, group := range writePhases(desired) {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, childWriteParallelism)
-		for _, i := range group {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				outcomes[i].act, outcomes[i].err = w.ensure(ctx, desired[i])
-			}()
-		}
-		wg.Wait()
-	}
-	var res reconcileResult
-	for i, obj := range desired {
-		r.record(ctx, p, obj, outcomes[i], &res)
-	}
-	return res
-}
-
-// childWriteParallelism bounds the requests one reconcile has in flight:
-// the API server's own limit here, measured by the benchmark (16 in flight
-// is where a plain client stops getting faster).
-const childWriteParallelism = 16
-
-type childOutcome struct {
-	act action
-	err error
-}
-
-// record turns what ensure did to one child into the result, a log line, an
-// event and a metric.
-func (r *ParserPlatformReconciler) record(ctx context.Context, p *platformv1.ParserPlatform, obj client.Object, o childOutcome, res *reconcileResult) {
-	var refused *refusal
-	switch {
-	case errors.Is(o.err, errNotOwned):
-		msg := describe(obj) + " " + errNotOwned.Error() + "; delete it or rename the platform"
-		res.refusals = append(res.refusals, msg)
-		r.warnOnce(p, "AdoptionRefused", msg)
-	case errors.As(o.err, &refused):
-		res.refusals = append(res.refusals, refused.Error())
-		r.warnOnce(p, refused.reason, refused.Error())
-	case o.err != nil:
-		res.errs = append(res.errs, fmt.Errorf("reconciling %s: %w", describe(obj), o.err))
-	case o.act != actionNone:
-		logf.FromContext(ctx).Info(string(o.act)+" child", "child", describe(obj))
-		r.event(p, "Normal", string(o.act), string(o.act), describe(obj))
-		metrics.Actions.WithLabelValues(p.Namespace, p.Name, kindOf(obj), strings.ToLower(string(o.act))).Inc()
-	}
-}
-
-// configurationKinds are created before anything that reads them.
-var configurationKinds = map[string]bool{"ServiceAccount": true, "Secret": true, "ConfigMap": true}
-
-// writePhases splits the children into the configuration and the rest, as
-// indexes into desired.
-func writePhases(desired []client.Object) [][]int {
-	phases := [][]int{nil, nil}
-	for i, obj := range desired {
-		if configurationKinds[kindOf(obj)] {
-			phases[0] = append(phases[0], i)
-		} else {
-			phases[1] = append(phases[1], i)
-		}
-	}
-	return phases
-}
-
-// pruneChildren deletes children the spec no longer asks for (a removed
-// service's Deployment, Service, HPA, PDB). Only children this platform
-// controls are candidates.
-func (r *ParserPlatformReconciler) pruneChildren(ctx context.Context, p *platformv1.ParserPlatform, desired []client.Object) reconcileResult {
-	want := map[string]bool{}
-	for _, obj := range desired {
-		want[kindOf(obj)+"/"+obj.GetName()] = true
-	}
-	var res reconcileResult
-	for _, k := range managedKinds {
-		live, err := r.listChildren(ctx, p, k)
-		if err != nil {
-			res.errs = append(res.errs, err)
-			continue
-		}
-		for _, obj := range live {
-			if want[kindOf(k.object)+"/"+obj.GetName()] {
-				continue
-			}
-			if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
-				res.errs = append(res.errs, fmt.Errorf("deleting %s: %w", describe(obj), err))
-				continue
-			}
-			logf.FromContext(ctx).Info("Deleted child no longer in the spec", "child", describe(obj))
-			metrics.Actions.WithLabelValues(p.Namespace, p.Name, kindOf(k.object), "deleted").Inc()
-			r.event(p, "Normal", "Deleted", "Delete", kindOf(k.object)+" "+obj.GetName())
-		}
-	}
-	return res
-}
-
-// listChildren lists the children of one kind that the platform controls.
-func (r *ParserPlatformReconciler) listChildren(ctx context.Context, p *platformv1.ParserPlatform, k managedKind) ([]client.Object, error) {
-	list := k.list.DeepCopyObject().(client.ObjectList)
-	if err := r.List(ctx, list, client.InNamespace(p.Namespace), client.MatchingLabels(resource.InstanceSelector(p))); err != nil {
-		return nil, fmt.Errorf("listing %T: %w", list, err)
-	}
-	objs, err := metaExtract(list)
-	if err != nil {
-		return nil, err
-	}
-	var owned []client.Object
-	for _, obj := range objs {
-		if isControlledBy(obj, p) {
-			owned = append(owned, obj)
-		}
-	}
-	return owned, nil
-}
-
-// hpaTargets are the names of the workloads an HPA scales.
-func hpaTargets(desired []client.Object) map[string]bool {
-	out := map[string]bool{}
-	for _, obj := range desired {
-		if hpa, ok := obj.(*autoscalingv2.HorizontalPodAutoscaler); ok {
-			out[hpa.Spec.ScaleTargetRef.Name] = true
-		}
-	}
-	return out
-}
-
-// updateStatus writes the status only when it differs from what is stored.
-func (r *ParserPlatformReconciler) updateStatus(ctx context.Context, p *platformv1.ParserPlatform, res reconcileResult) error {
-	observed, err := r.observe(ctx, p)
-	if err != nil {
-		return err
-	}
-	observed.Problems = res.problems()
-	observed.Monitoring = res.monitoring
-	if res.cache != nil {
-		observed.CacheFormed, observed.CacheDetail, observed.CacheCluster = res.cache.formed, res.cache.detail, res.cache.summary
-	} else {
-		observed.CacheFormed, observed.CacheDetail = cacheFormedBefore(p), "reconciliation is paused"
-	}
-	next := p.Status.DeepCopy()
-	status.Apply(next, observed)
-	if !p.Spec.Paused {
-		next.ObservedGeneration = p.Generation
-	}
-	metrics.Observe(&platformv1.ParserPlatform{ObjectMeta: p.ObjectMeta, Status: *next})
-	if equality.Semantic.DeepEqual(&p.Status, next) {
-		return nil
-	}
-	base := p.DeepCopy()
-	p.Status = *next
-	return r.Status().Patch(ctx, p, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
-}
-
-// cacheFormedBefore keeps the last word on the cluster while the operator
-// does not look (paused).
-func cacheFormedBefore(p *platformv1.ParserPlatform) bool {
-	c := meta.FindStatusCondition(p.Status.Conditions, status.TypeCacheReady)
-	return c != nil && c.Status == metav1.ConditionTrue
-}
-
 // platformOfPod maps a cache pod to its platform, by the instance label.
 func platformOfPod(_ context.Context, pod client.Object) []reconcile.Request {
 	name := pod.GetLabels()[resource.LabelInstance]
@@ -350,23 +170,6 @@ func platformOfPod(_ context.Context, pod client.Object) []reconcile.Request {
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: pod.GetNamespace(), Name: name}}}
-}
-
-// warnOnce emits a Warning event for a refusal the platform does not report
-// yet: a refusal that persists is in the Degraded condition already, and
-// repeating its event every reconcile would be a write each time.
-func (r *ParserPlatformReconciler) warnOnce(p *platformv1.ParserPlatform, reason, msg string) {
-	metrics.Refusals.WithLabelValues(p.Namespace, p.Name, reason).Inc()
-	if c := meta.FindStatusCondition(p.Status.Conditions, status.TypeDegraded); c != nil && strings.Contains(c.Message, msg) {
-		return
-	}
-	r.event(p, "Warning", reason, "Reconcile", msg)
-}
-
-func (r *ParserPlatformReconciler) event(p *platformv1.ParserPlatform, eventType, reason, act, note string) {
-	if r.Recorder != nil {
-		r.Recorder.Eventf(p, nil, eventType, reason, act, "%s", note)
-	}
 }
 
 // SetupWithManager watches platforms and every kind of child they own.
