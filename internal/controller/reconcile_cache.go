@@ -62,7 +62,7 @@ func (r *ParserPlatformReconciler) reconcileCacheCluster(ctx context.Context, p 
 	defer func() { _ = conn.Close() }()
 	exec := &rediscluster.Executor{Conn: conn, Hook: r.topologyHook(p)}
 	desired := rediscluster.Desired{
-		Pods: addrs, Masters: int(p.Spec.Cache.Masters), ReplicasPerMaster: int(ptr.Deref(p.Spec.Cache.ReplicasPerMaster, 1)),
+		Pods: addrs, Masters: int(resource.CacheMasters(p)), ReplicasPerMaster: int(resource.CacheReplicasPerMaster(p)),
 	}
 	ctx, cancel := context.WithTimeout(ctx, cacheConvergeTimeout)
 	defer cancel()

@@ -46,8 +46,15 @@ func CacheHeadlessName(p *platformv1.ParserPlatform) string {
 
 // CacheReplicas is the number of cache pods: every master and its replicas.
 func CacheReplicas(p *platformv1.ParserPlatform) int32 {
-	c := p.Spec.Cache
-	return orInt32(c.Masters, 3) * (1 + ptr.Deref(c.ReplicasPerMaster, 1))
+	return CacheMasters(p) * (1 + CacheReplicasPerMaster(p))
+}
+
+// CacheMasters is the number of Redis Cluster masters (the CRD defaults it to 3).
+func CacheMasters(p *platformv1.ParserPlatform) int32 { return orInt32(p.Spec.Cache.Masters, 3) }
+
+// CacheReplicasPerMaster is the number of replicas of each master (default 1).
+func CacheReplicasPerMaster(p *platformv1.ParserPlatform) int32 {
+	return ptr.Deref(p.Spec.Cache.ReplicasPerMaster, 1)
 }
 
 // CacheEndpoint is what apps connect to: the client Service; a cluster
