@@ -22,7 +22,13 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+	"github.com/vkparser/parser-operator/internal/rediscluster"
 )
+
+// unreachableRedis sends every cache connection to a port nothing listens on.
+var unreachableRedis = rediscluster.ResolverFunc(func(context.Context, string) (string, error) {
+	return "127.0.0.1:1", nil
+})
 
 // The suite runs the reconciler in a real manager against a real API server
 // (envtest: kube-apiserver + etcd, no kubelet, no controllers): children are
@@ -70,6 +76,9 @@ var _ = BeforeSuite(func() {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("parser-operator"),
+		// No Redis runs in this suite: every cache node is "reached" at a
+		// closed port, so the operator meets unreachable nodes.
+		CacheResolver: func(map[string]string) rediscluster.Resolver { return unreachableRedis },
 	}).SetupWithManager(mgr, 2)).To(Succeed())
 
 	var ctx context.Context
