@@ -31,7 +31,7 @@ verify-generated: manifests generate ## Fail when generated files are stale.
 	@git diff --exit-code -- api config internal/crd charts || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 
 .PHONY: golden
-golden: ## Regenerate golden files (nginx.conf, registry) after a deliberate change.
+golden: ## Regenerate golden files (nginx.conf, registry, shard map, redis.conf, queue definitions) after a deliberate change.
 	UPDATE_GOLDEN=1 go test ./internal/resource/... -run Golden
 
 .PHONY: fmt
@@ -47,7 +47,7 @@ envtest: ## Print the directory of the envtest binaries (kube-apiserver, etcd), 
 	@hack/envtest-assets.sh
 
 .PHONY: test
-test: manifests generate vet ## Run every test (unit, golden, nginx -t, envtest) and print the summary.
+test: manifests generate vet ## Run every test (unit, golden, real nginx/redis/rabbitmq, envtest, chart, leader election) and print the summary.
 	hack/test.sh
 
 ##@ Chart
@@ -110,7 +110,7 @@ simcluster: ## Run the simulated cluster in the foreground until Ctrl-C (prints 
 ##@ Run
 
 .PHONY: demo
-demo: ## Start a local control plane, run the operator on config/samples and show the platform.
+demo: ## Start a simulated cluster, run the operator on config/samples until Ready and show the platform (DEMO_KEEP=1 keeps it running).
 	hack/demo.sh
 
 .PHONY: run
