@@ -32,7 +32,7 @@ verify-generated: manifests generate ## Fail when generated files are stale.
 
 .PHONY: golden
 golden: ## Regenerate golden files (nginx.conf, registry, shard map, redis.conf, queue definitions) after a deliberate change.
-	UPDATE_GOLDEN=1 go test ./internal/resource/... -run Golden
+	UPDATE_GOLDEN=1 go test ./internal/resource/... ./internal/sharding/... -run Golden
 
 .PHONY: fmt
 fmt: ## go fmt.
