@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -565,6 +566,47 @@ var _ = Describe("The operator installed with its Helm chart", Ordered, func() {
 		}
 		// Not a failure (a conflict retried is normal), but worth seeing in CI.
 		GinkgoWriter.Printf("operator log: %d lines; error lines by message: %v\n", len(lines), errorsByMsg)
+	})
+
+	It("hands over to a second operator when the leader is killed, and the second finishes a change made meanwhile", func(ctx SpecContext) {
+		kubeconfig := filepath.Join(GinkgoT().TempDir(), "standby.kubeconfig")
+		Expect(cluster.KubeconfigFor(ctx, operatorNS, saName, kubeconfig)).To(Succeed())
+		port, err := freePort()
+		Expect(err).NotTo(HaveOccurred())
+		logPath := filepath.Join(cluster.Dir, "logs", "operator-standby.log")
+		By("starting a second operator with the same args and ServiceAccount (log " + logPath + ")")
+		standby, err := startOperator(bin, operatorArgs(deploymentArgs, operatorNS, port), kubeconfig, logPath)
+		Expect(err).NotTo(HaveOccurred())
+		// No cleanup here: it becomes the operator of the next specs (the
+		// uninstall spec stops it; the parent-death signal kills it with the suite).
+
+		By("it waits: it tries the Lease and never gets it while the leader runs")
+		Eventually(standby.tail).WithArguments(200).WithContext(ctx).Should(ContainSubstring("Attempting to acquire leader lease"))
+		Consistently(standby.tail).WithArguments(200).WithTimeout(3 * time.Second).ShouldNot(ContainSubstring("Successfully acquired lease"))
+		Expect(standby.tail(200)).NotTo(ContainSubstring("Created child"))
+
+		By("SIGKILL the leader (it cannot release the Lease), then change the spec")
+		Expect(syscall.Kill(-op.cmd.Process.Pid, syscall.SIGKILL)).To(Succeed())
+		<-op.done
+		killed := time.Now()
+		_, err = kubectl(ctx, "", "patch", "pp", name, "-n", ns, "--type", "merge",
+			"-p", `{"spec":{"gateway":{"image":"registry.example.com/vk-parser/gateway:1.5.0"}}}`)
+		Expect(err).NotTo(HaveOccurred())
+
+		By("the second operator takes the Lease once it expires and rolls the change out")
+		op = standby
+		Eventually(func(g Gomega) {
+			alive()
+			d, err := clients.AppsV1().Deployments(ns).Get(ctx, name+"-gateway", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal("registry.example.com/vk-parser/gateway:1.5.0"))
+		}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
+		Expect(standby.tail(500)).To(ContainSubstring("Successfully acquired lease"))
+		GinkgoWriter.Printf("the change was rolled out %s after the leader was killed\n", time.Since(killed).Round(time.Second))
+		readyAt(ctx, platformv1.CacheClusterStatus{Nodes: 6, Masters: 3, SlotsAssigned: 16384})
+
+		// Later specs scrape the operator that now leads.
+		rec = newMetricsRecorder(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
 	})
 
 	It("lets the garbage collector remove every child of a deleted platform, and keeps its data volumes", func(ctx SpecContext) {
