@@ -1,7 +1,6 @@
 package rediscluster
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/vkparser/parser-operator/internal/resource"
+	"github.com/vkparser/parser-operator/internal/testutil"
 )
 
 // The real-server tests run Debian's redis-server 7.0 on the cache's own
@@ -74,7 +74,7 @@ type pod struct {
 	dir    string
 	cmd    *exec.Cmd
 	exited chan error
-	out    *lockedBuffer
+	out    *testutil.SyncBuffer
 }
 
 func newServers(t testing.TB) *servers {
@@ -114,7 +114,7 @@ func (s *servers) run(p *pod, i int) {
 	}
 	p.cmd = exec.Command(s.bin, conf, "--bind", "127.0.0.1",
 		"--cluster-announce-hostname", fmt.Sprintf("cache-%d.test", i))
-	p.out = &lockedBuffer{}
+	p.out = &testutil.SyncBuffer{}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		s.t.Errorf("starting redis-server: %v", err)
@@ -299,21 +299,3 @@ func freePort(t testing.TB) int {
 }
 
 func local(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
-
-// lockedBuffer collects a server's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

@@ -23,6 +23,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vkparser/parser-operator/internal/testutil"
 )
 
 // The RabbitMQ test boots Debian's rabbitmq-server (3.10 on Erlang 25) on
@@ -266,7 +268,7 @@ func startRabbit(t *testing.T, rmq rabbitMQ, root, node string, env map[string]s
 	}
 	cmd := exec.Command(rmq.server)
 	cmd.Env = srv.env
-	out := &lockedBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	// Its own process group: the script's su, sh and beam.smp all end with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -346,7 +348,7 @@ func (s *rabbitServer) list(t *testing.T, args ...string) []map[string]any {
 
 // stop ends the node: rabbitmqctl stop, then SIGKILL to the process group
 // when it is still there after 30 s; then its private epmd.
-func (s *rabbitServer) stop(t *testing.T, pgid int, exited chan error, out *lockedBuffer, epmdPort string) {
+func (s *rabbitServer) stop(t *testing.T, pgid int, exited chan error, out *testutil.SyncBuffer, epmdPort string) {
 	t.Helper()
 	start := time.Now()
 	if ctlOut, err := s.ctl(t, "stop"); err != nil {
@@ -370,7 +372,7 @@ func (s *rabbitServer) stop(t *testing.T, pgid int, exited chan error, out *lock
 }
 
 // logs are the script's output and the node's log files.
-func (s *rabbitServer) logs(out *lockedBuffer) string {
+func (s *rabbitServer) logs(out *testutil.SyncBuffer) string {
 	var b strings.Builder
 	b.WriteString("--- rabbitmq-server output ---\n" + out.String())
 	files, _ := filepath.Glob(filepath.Join(s.root, "log", "*.log"))

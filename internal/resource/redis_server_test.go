@@ -1,7 +1,6 @@
 package resource
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+	"github.com/vkparser/parser-operator/internal/testutil"
 )
 
 // These tests run the real redis-server (Debian's 7.0) on the configuration
@@ -277,7 +276,7 @@ func requireRedisServer(t *testing.T) string {
 // test ends.
 type redisServer struct {
 	port int
-	out  *lockedBuffer
+	out  *testutil.SyncBuffer
 }
 
 func (s *redisServer) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
@@ -301,7 +300,7 @@ func startRedis(t *testing.T, bin, conf string, flags ...string) *redisServer {
 	port := freeRedisPort(t)
 	args := append(append([]string{path}, flags...), "--port", strconv.Itoa(port))
 	cmd := exec.Command(bin, args...)
-	out := &lockedBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting redis-server: %v", err)
@@ -334,7 +333,7 @@ func startRedis(t *testing.T, bin, conf string, flags ...string) *redisServer {
 
 // stopProcess ends a server the test started: SIGTERM, then SIGKILL when it
 // has not exited within grace.
-func stopProcess(t *testing.T, p *os.Process, exited chan error, grace time.Duration, out *lockedBuffer) {
+func stopProcess(t *testing.T, p *os.Process, exited chan error, grace time.Duration, out *testutil.SyncBuffer) {
 	t.Helper()
 	_ = p.Signal(syscall.SIGTERM)
 	select {
@@ -620,24 +619,6 @@ func lineDiff(a, b string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// lockedBuffer collects a server's output from its writer goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // withSeedQueues adds the seed's Celery tier (section 4): queues parser,

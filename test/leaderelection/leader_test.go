@@ -5,13 +5,11 @@
 package leaderelection
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+	"github.com/vkparser/parser-operator/internal/testutil"
 )
 
 const leaseName = "parser-operator.platform.vkparser.io"
@@ -124,10 +123,10 @@ func leaseHolder(ctx context.Context, c client.Client) string {
 type operator struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testutil.SyncBuffer
 }
 
-func (o *operator) log() *syncBuffer { return o.out }
+func (o *operator) log() *testutil.SyncBuffer { return o.out }
 
 func (o *operator) kill(t *testing.T) {
 	t.Helper()
@@ -141,7 +140,7 @@ func startOperator(t *testing.T, binary, kubeconfig, name string) *operator {
 	t.Helper()
 	cmd := exec.Command(binary, "--leader-elect", "--leader-election-namespace=default",
 		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--kubeconfig="+kubeconfig)
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -221,24 +220,3 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
-
-// syncBuffer is a bytes.Buffer safe for a process writing while a test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// Contains tells whether the output so far holds s.
-func (b *syncBuffer) Contains(s string) bool { return strings.Contains(b.String(), s) }
