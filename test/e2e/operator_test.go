@@ -151,8 +151,17 @@ var _ = Describe("The operator installed with its Helm chart", Ordered, func() {
 	})
 
 	It("installs with helm install, and its Deployment becomes Available", func(ctx SpecContext) {
-		By("helm install " + release + " charts/parser-operator --namespace " + operatorNS + " --create-namespace (default values)")
-		out, err := h.run(ctx, "install", release, "charts/parser-operator", "--namespace", operatorNS, "--create-namespace")
+		// The operator's own namespace enforces Pod Security restricted, as
+		// the chart's notes ask: the API server admits its pod only if it
+		// runs non-root, read-only root file system, no privilege escalation.
+		By("kubectl create namespace " + operatorNS + ", labelled pod-security.kubernetes.io/enforce=restricted")
+		_, err := kubectl(ctx, "", "create", "namespace", operatorNS)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = kubectl(ctx, "", "label", "namespace", operatorNS, "pod-security.kubernetes.io/enforce=restricted")
+		Expect(err).NotTo(HaveOccurred())
+
+		By("helm install " + release + " charts/parser-operator --namespace " + operatorNS + " (default values)")
+		out, err := h.run(ctx, "install", release, "charts/parser-operator", "--namespace", operatorNS)
 		Expect(err).NotTo(HaveOccurred())
 		GinkgoWriter.Println(out)
 
@@ -171,6 +180,10 @@ var _ = Describe("The operator installed with its Helm chart", Ordered, func() {
 		saName = d.Spec.Template.Spec.ServiceAccountName
 		Expect(saName).NotTo(BeEmpty())
 		c := d.Spec.Template.Spec.Containers
+		Expect(c[0].SecurityContext).NotTo(BeNil())
+		Expect(ptr.Deref(c[0].SecurityContext.ReadOnlyRootFilesystem, false)).To(BeTrue(), "read-only root file system")
+		Expect(ptr.Deref(d.Spec.Template.Spec.SecurityContext.RunAsNonRoot, false) ||
+			ptr.Deref(c[0].SecurityContext.RunAsNonRoot, false)).To(BeTrue(), "non-root")
 		Expect(c).To(HaveLen(1))
 		deploymentArgs = c[0].Args
 		GinkgoWriter.Printf("ServiceAccount %s; container args %q\n", saName, deploymentArgs)
