@@ -43,22 +43,6 @@ const (
 	serverWait = 15 * time.Second
 )
 
-// requireRedisServer returns redis-server's path, or skips the test (fails
-// under CI) when it is missing.
-func requireRedisServer(t testing.TB) string {
-	t.Helper()
-	for _, p := range []string{"redis-server", "/usr/bin/redis-server", "/usr/sbin/redis-server", "/usr/local/bin/redis-server"} {
-		if path, err := exec.LookPath(p); err == nil {
-			return path
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("redis-server is required in CI (hack/install-test-deps.sh installs it)")
-	}
-	t.Skip("skipping: redis-server is not installed; run hack/install-test-deps.sh")
-	return ""
-}
-
 // servers is a set of redis-server pods of one test: pod i answers at
 // cache-<i>.test:<port i>.
 type servers struct {
@@ -78,7 +62,7 @@ type pod struct {
 }
 
 func newServers(t testing.TB) *servers {
-	return &servers{t: t, bin: requireRedisServer(t)}
+	return &servers{t: t, bin: testutil.RequireRedisServer(t)}
 }
 
 // start starts pods until there are n, in parallel.
@@ -86,7 +70,7 @@ func (s *servers) start(n int) {
 	s.t.Helper()
 	var wg sync.WaitGroup
 	for i := len(s.pods); i < n; i++ {
-		p := &pod{port: freePort(s.t), dir: s.t.TempDir()}
+		p := &pod{port: testutil.FreeRedisPort(s.t), dir: s.t.TempDir()}
 		p.addr = fmt.Sprintf("cache-%d.test:%d", i, p.port)
 		s.pods = append(s.pods, p)
 		wg.Go(func() { s.run(p, i) })
@@ -271,31 +255,6 @@ func (r *redirects) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 		}
 		return err
 	}
-}
-
-// freePort is a port free on 127.0.0.1 whose cluster bus port (+10000) is
-// free too.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		if port+10000 > 65535 {
-			_ = l.Close()
-			continue
-		}
-		bus, err := net.Listen("tcp", local(port+10000))
-		_ = l.Close()
-		if err == nil {
-			_ = bus.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port pair (port, port+10000)")
-	return 0
 }
 
 func local(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

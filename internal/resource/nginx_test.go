@@ -11,6 +11,7 @@ import (
 	"time"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+	"github.com/vkparser/parser-operator/internal/testutil"
 )
 
 // TestNginxConfAcceptedByNginx runs the real `nginx -t` on the rendered
@@ -96,38 +97,15 @@ func unshareArgs() []string {
 // machine and fails in CI (CI set), where skipping would hide a regression.
 func requireNginxSandbox(t *testing.T) string {
 	t.Helper()
-	nginx, err := lookSbin("nginx")
+	nginx, err := testutil.LookSbin("nginx")
 	if err != nil {
-		missingTool(t, "nginx (Debian package nginx-light)", err)
+		testutil.MissingTool(t, "nginx (Debian package nginx-light)", err)
 	}
 	if _, err := exec.LookPath("unshare"); err != nil {
-		missingTool(t, "unshare (util-linux)", err)
+		testutil.MissingTool(t, "unshare (util-linux)", err)
 	}
 	if out, err := exec.CommandContext(t.Context(), "unshare", append(unshareArgs(), "true")...).CombinedOutput(); err != nil {
-		missingTool(t, "a private mount namespace (unshare --mount)", errors.New(strings.TrimSpace(string(out))+": "+err.Error()))
+		testutil.MissingTool(t, "a private mount namespace (unshare --mount)", errors.New(strings.TrimSpace(string(out))+": "+err.Error()))
 	}
 	return nginx
-}
-
-// lookSbin finds a command on PATH or in the sbin directories a non-root PATH
-// often lacks.
-func lookSbin(name string) (string, error) {
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path, nil
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		if p, statErr := exec.LookPath(filepath.Join(dir, name)); statErr == nil {
-			return p, nil
-		}
-	}
-	return "", err
-}
-
-func missingTool(t *testing.T, what string, err error) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is required in CI (hack/install-test-deps.sh installs it): %v", what, err)
-	}
-	t.Skipf("skipping: %s is not available (%v); run hack/install-test-deps.sh", what, err)
 }

@@ -213,20 +213,20 @@ type rabbitMQ struct {
 // user they drop to. Debian's scripts run only as root or rabbitmq.
 func requireRabbitMQ(t *testing.T) rabbitMQ {
 	t.Helper()
-	server, err := lookSbin("rabbitmq-server")
+	server, err := testutil.LookSbin("rabbitmq-server")
 	if err != nil {
-		missingTool(t, "rabbitmq-server (Debian package rabbitmq-server)", err)
+		testutil.MissingTool(t, "rabbitmq-server (Debian package rabbitmq-server)", err)
 	}
-	ctl, err := lookSbin("rabbitmqctl")
+	ctl, err := testutil.LookSbin("rabbitmqctl")
 	if err != nil {
-		missingTool(t, "rabbitmqctl (Debian package rabbitmq-server)", err)
+		testutil.MissingTool(t, "rabbitmqctl (Debian package rabbitmq-server)", err)
 	}
 	u, err := user.Lookup("rabbitmq")
 	if err != nil {
-		missingTool(t, "the rabbitmq user (Debian package rabbitmq-server)", err)
+		testutil.MissingTool(t, "the rabbitmq user (Debian package rabbitmq-server)", err)
 	}
 	if os.Geteuid() != 0 {
-		missingTool(t, "root, to run Debian's rabbitmq-server as the rabbitmq user", fmt.Errorf("euid %d", os.Geteuid()))
+		testutil.MissingTool(t, "root, to run Debian's rabbitmq-server as the rabbitmq user", fmt.Errorf("euid %d", os.Geteuid()))
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
@@ -318,7 +318,7 @@ func (s *rabbitServer) run(t *testing.T, argv ...string) (string, error) {
 	t.Helper()
 	bin := argv[0]
 	if !strings.Contains(bin, "/") {
-		path, err := lookSbin(bin)
+		path, err := testutil.LookSbin(bin)
 		if err != nil {
 			return "", err
 		}

@@ -44,7 +44,7 @@ func TestGoldenRedisConf(t *testing.T) {
 // the platform must be: password required, cluster mode with nodes.conf on
 // the data volume, hostname endpoints, an LRU cache without persistence.
 func TestRedisCacheConfOnRealServer(t *testing.T) {
-	bin := requireRedisServer(t)
+	bin := testutil.RequireRedisServer(t)
 	p := samplePlatform()
 	// A password with the characters a config file must quote: the one in
 	// the Secret must be the one Redis asks for, byte for byte.
@@ -156,7 +156,7 @@ func TestRedisCacheConfOnRealServer(t *testing.T) {
 // the password, keeps the queues on disk and never evicts a task; and that
 // the broker URL workers get from the Secret logs in.
 func TestRedisBrokerConfOnRealServer(t *testing.T) {
-	bin := requireRedisServer(t)
+	bin := testutil.RequireRedisServer(t)
 	p := withSeedQueues(samplePlatform())
 	p.Spec.Queues.Broker.Type = platformv1.BrokerRedis
 	// URL delimiters in the password: the broker URL must escape them.
@@ -231,7 +231,7 @@ func TestRedisBrokerConfOnRealServer(t *testing.T) {
 // TestRedisAuthConfQuotingOnRealServer: whatever the password, the auth file
 // the Secret carries must make Redis require exactly that password.
 func TestRedisAuthConfQuotingOnRealServer(t *testing.T) {
-	bin := requireRedisServer(t)
+	bin := testutil.RequireRedisServer(t)
 	for name, password := range map[string]string{
 		"generated":         "Cr3d0a1b2c3d4e5f6a7b8c9d0e1f2",
 		"quotes and escape": `a"b'c\d\\e\"f`,
@@ -261,17 +261,6 @@ func TestRedisAuthConfQuotingOnRealServer(t *testing.T) {
 	}
 }
 
-// requireRedisServer returns redis-server's path, or skips the test (fails
-// in CI) when it is not installed.
-func requireRedisServer(t *testing.T) string {
-	t.Helper()
-	bin, err := lookSbin("redis-server")
-	if err != nil {
-		missingTool(t, "redis-server (Debian package redis-server)", err)
-	}
-	return bin
-}
-
 // redisServer is a redis-server the test started; it is stopped when the
 // test ends.
 type redisServer struct {
@@ -297,7 +286,7 @@ func startRedis(t *testing.T, bin, conf string, flags ...string) *redisServer {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "redis.conf")
 	writeTestFile(t, path, conf, 0o600)
-	port := freeRedisPort(t)
+	port := testutil.FreeRedisPort(t)
 	args := append(append([]string{path}, flags...), "--port", strconv.Itoa(port))
 	cmd := exec.Command(bin, args...)
 	out := &testutil.SyncBuffer{}
@@ -345,31 +334,6 @@ func stopProcess(t *testing.T, p *os.Process, exited chan error, grace time.Dura
 	}
 }
 
-// freeRedisPort is a TCP port free on every address whose cluster bus port,
-// port+10000, is free too.
-func freeRedisPort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", ":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		if port+10000 > 65535 {
-			_ = l.Close()
-			continue
-		}
-		bus, err := net.Listen("tcp", ":"+strconv.Itoa(port+10000))
-		_ = l.Close()
-		if err == nil {
-			_ = bus.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port pair (port, port+10000) found")
-	return 0
-}
-
 // assertRedisAuth: without a password every command is refused, a wrong one
 // is refused, and AUTH with the right one opens the connection.
 func assertRedisAuth(ctx context.Context, t *testing.T, srv *redisServer, password string) {
@@ -400,7 +364,7 @@ func assertRedisAuth(ctx context.Context, t *testing.T, srv *redisServer, passwo
 func assertRedisProbes(ctx context.Context, t *testing.T, srv *redisServer, c corev1.Container, objs []client.Object, podName string) {
 	t.Helper()
 	if _, err := exec.LookPath("redis-cli"); err != nil {
-		missingTool(t, "redis-cli (Debian package redis-tools)", err)
+		testutil.MissingTool(t, "redis-cli (Debian package redis-tools)", err)
 	}
 	env := containerEnv(t, c, objs, podName)
 	run := func(argv []string, env []string) error {
