@@ -112,16 +112,25 @@ func (r *stepRun) failover(ctx context.Context, s Failover) error {
 // once the others' 60-second ban ends. It refuses while any of them sees
 // the node holding slots.
 func (r *stepRun) forget(ctx context.Context, s Forget) error {
-	for _, on := range s.On {
-		v, err := r.e.view(ctx, on.Addr)
-		if err != nil {
-			return err
-		}
-		for _, p := range v.Peers {
-			if p.ID == s.Node.ID && len(p.Slots) > 0 {
-				return fmt.Errorf("%s still sees %s holding slots %s: not forgetting it", on, s.Node, formatRanges(p.Slots))
+	// Slot ownership reaches every node by gossip too: give a node that
+	// still sees the leaving node holding slots the usual wait to catch up
+	// before refusing.
+	err := r.e.waitFor(ctx, "every node to see "+s.Node.String()+" without slots", func(ctx context.Context) (bool, error) {
+		for _, on := range s.On {
+			v, err := r.e.view(ctx, on.Addr)
+			if err != nil {
+				return false, err
+			}
+			for _, p := range v.Peers {
+				if p.ID == s.Node.ID && len(p.Slots) > 0 {
+					return false, fmt.Errorf("%s still sees %s holding slots %s: not forgetting it", on, s.Node, formatRanges(p.Slots))
+				}
 			}
 		}
+		return true, nil
+	})
+	if err != nil {
+		return err
 	}
 	for _, on := range s.On {
 		err := r.cmd(ctx, on.Addr, "CLUSTER", "FORGET", s.Node.ID)

@@ -41,6 +41,10 @@ type gap struct{ member, lacks NodeRef }
 func (e *Executor) viewGaps(ctx context.Context, members []NodeRef) ([]gap, error) {
 	views := make([]*View, len(members))
 	byID := map[string]NodeRef{}
+	// hostnames are what each member announces; a peer that does not know a
+	// member's hostname yet redirects clients to "?:port", which no client
+	// can follow, so it is not done knowing that member.
+	hostnames := map[string]string{}
 	var truth [SlotCount]string
 	for i, m := range members {
 		v, err := e.view(ctx, m.Addr)
@@ -48,6 +52,7 @@ func (e *Executor) viewGaps(ctx context.Context, members []NodeRef) ([]gap, erro
 			return nil, err
 		}
 		views[i], byID[v.Self.ID] = v, m
+		hostnames[v.Self.ID] = v.Self.Hostname
 		for _, s := range Slots(v.Self.Slots) {
 			truth[s] = v.Self.ID
 		}
@@ -57,7 +62,7 @@ func (e *Executor) viewGaps(ctx context.Context, members []NodeRef) ([]gap, erro
 		var seen [SlotCount]string
 		known := map[string]bool{}
 		for _, n := range append([]Node{v.Self}, v.Peers...) {
-			known[n.ID] = n.Flags.Myself || !n.Flags.Handshake && !n.Flags.NoAddr
+			known[n.ID] = n.Flags.Myself || !n.Flags.Handshake && !n.Flags.NoAddr && n.Hostname == hostnames[n.ID]
 			for _, s := range Slots(n.Slots) {
 				seen[s] = n.ID
 			}
