@@ -3,7 +3,7 @@
 # project may rely on) and prints the path of the cached binary.
 #
 #   hack/tool.sh controller-gen | kube-apiserver | etcd | kube-controller-manager
-#                | kube-scheduler | kwok | helm | gotestsum
+#                | kube-scheduler | kwok | helm | gotestsum | versitygw
 #
 # Binaries are cached outside the clone, in
 # ${PARSER_OPERATOR_CACHE:-~/.cache/parser-operator}/<name>-<version>, so only the
@@ -17,6 +17,9 @@ CONTROLLER_TOOLS_VERSION=${CONTROLLER_TOOLS_VERSION:-0.23.0}
 KWOK_VERSION=${KWOK_VERSION:-0.8.0}
 HELM_VERSION=${HELM_VERSION:-3.22.0}
 GOTESTSUM_VERSION=${GOTESTSUM_VERSION:-1.13.0}
+# versitygw (posix backend) is the S3-compatible server the backup tests store
+# sets in: it builds in ~3.5 min cold here, faster than rclone.
+VERSITYGW_VERSION=${VERSITYGW_VERSION:-1.8.0}
 
 log() { echo "tool.sh: $*" >&2; }
 
@@ -64,6 +67,8 @@ build() {
       go_install "sigs.k8s.io/controller-tools/cmd/controller-gen@v${CONTROLLER_TOOLS_VERSION}" "$out" ;;
     gotestsum)
       go_install "gotest.tools/gotestsum@v${GOTESTSUM_VERSION}" "$out" ;;
+    versitygw)
+      go_install "github.com/versity/versitygw/cmd/versitygw@v${VERSITYGW_VERSION}" "$out" ;;
     helm)
       go_install "helm.sh/helm/v${HELM_VERSION%%.*}/cmd/helm@v${HELM_VERSION}" "$out" ;;
     etcd)
@@ -82,6 +87,7 @@ version_of() {
     controller-gen) echo "$CONTROLLER_TOOLS_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
     gotestsum) echo "$GOTESTSUM_VERSION" ;;
+    versitygw) echo "$VERSITYGW_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;;
     *) echo "$KUBERNETES_VERSION" ;;
