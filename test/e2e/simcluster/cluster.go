@@ -55,6 +55,15 @@ type Options struct {
 	ServiceCIDR string
 	// NoRedis turns off the real redis-servers behind redis pods.
 	NoRedis bool
+	// NoPostgres turns off the real PostgreSQL servers behind postgres pods
+	// (container "postgres", image postgres:*): kwok makes them Ready.
+	NoPostgres bool
+	// NoRabbitMQ turns off the real RabbitMQ nodes behind rabbitmq pods
+	// (container "rabbitmq"): kwok makes them Ready.
+	NoRabbitMQ bool
+	// PostgresBinDir holds postgres, initdb, pg_ctl, psql, pg_isready
+	// (default /usr/lib/postgresql/15/bin, Debian's postgresql-15).
+	PostgresBinDir string
 	// RedisServer is the redis-server binary (default: found on PATH or in
 	// /usr/sbin, /usr/bin; Debian's package, hack/install-test-deps.sh).
 	RedisServer string
@@ -85,7 +94,8 @@ type Cluster struct {
 	log       io.Writer
 	procs     []*process // in start order
 	unlock    func()
-	redis     *redisBacker
+	runtime   *runtime
+	rabbit    *rabbitKind
 	failed    chan error // the first unexpected exit of a component
 	stopOnce  sync.Once
 	stopping  chan struct{}
@@ -135,13 +145,44 @@ func (c *Cluster) start(ctx context.Context, bins binaries) error {
 	if err := c.startNodes(ctx, bins); err != nil {
 		return err
 	}
-	if c.opts.NoRedis {
-		return nil
+	kinds, err := c.serverKinds()
+	if err != nil || len(kinds) == 0 {
+		return err
 	}
-	c.logf("starting the redis-server backer for redis pods")
-	var err error
-	c.redis, err = startRedisBacker(ctx, c)
+	c.runtime, err = startRuntime(ctx, c, kinds)
 	return err
+}
+
+// serverKinds are the real servers the options ask for.
+func (c *Cluster) serverKinds() ([]serverKind, error) {
+	var kinds []serverKind
+	var names []string
+	if !c.opts.NoRedis {
+		k, err := newRedisKind(c)
+		if err != nil {
+			return nil, err
+		}
+		kinds, names = append(kinds, k), append(names, "redis-server")
+	}
+	if !c.opts.NoPostgres {
+		k, err := newPostgresKind(c)
+		if err != nil {
+			return nil, err
+		}
+		kinds, names = append(kinds, k), append(names, "postgres")
+	}
+	if !c.opts.NoRabbitMQ {
+		k, err := newRabbitKind(c)
+		if err != nil {
+			return nil, err
+		}
+		c.rabbit = k
+		kinds, names = append(kinds, k), append(names, "rabbitmq")
+	}
+	if len(kinds) > 0 {
+		c.logf("starting the runtime for real servers behind pods: %s", strings.Join(names, ", "))
+	}
+	return kinds, nil
 }
 
 func (c *Cluster) logf(format string, args ...any) {
@@ -209,8 +250,11 @@ func (c *Cluster) KeepDir() { c.removeDir = false }
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() {
 		close(c.stopping)
-		if c.redis != nil {
-			c.redis.stop()
+		if c.runtime != nil {
+			c.runtime.stop()
+		}
+		if c.rabbit != nil {
+			c.rabbit.close()
 		}
 		for i := len(c.procs) - 1; i >= 0; i-- {
 			c.procs[i].stop(10 * time.Second)
@@ -388,6 +432,9 @@ var stagePodReady string
 //go:embed stages/pod-start-redis.yaml
 var stagePodStartRedis string
 
+//go:embed stages/pod-start-runtime.yaml
+var stagePodStartRuntime string
+
 //go:embed stages/pod-complete.yaml
 var stagePodComplete string
 
@@ -413,11 +460,11 @@ var storageClassYAML string
 // the fake Nodes, and waits until the Nodes are Ready and the controller
 // manager has given the default namespace its ServiceAccount.
 func (c *Cluster) startNodes(ctx context.Context, bins binaries) error {
-	stages := strings.Join([]string{
+	stages := c.backedStages(strings.Join([]string{
 		stageNodeInitialize, stageNodeHeartbeat,
-		stagePodReady, stagePodStartRedis, stagePodComplete, stagePodDelete,
+		stagePodReady, stagePodStartRedis, stagePodStartRuntime, stagePodComplete, stagePodDelete,
 		stagePVCProvision, stagePVBind, stagePVCDelete, stagePVDelete,
-	}, "\n---\n")
+	}, "\n---\n"))
 	kwokHome := filepath.Join(c.Dir, "kwok")
 	if err := os.MkdirAll(kwokHome, 0o755); err != nil {
 		return err
@@ -472,6 +519,28 @@ func (c *Cluster) startNodes(ctx context.Context, bins binaries) error {
 		_, err = c.Client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	})
+}
+
+// backedStages fills in the stages' lists of pods that real servers back
+// (lines marked simcluster:redis and simcluster:runtime) with the servers
+// this cluster runs: the others are kwok's, Ready at once. "-" is no
+// container's name or command.
+func (c *Cluster) backedStages(stages string) string {
+	redis, runtime := "['-']", []string{}
+	if !c.opts.NoRedis {
+		redis = "['redis-server']"
+	}
+	if !c.opts.NoPostgres {
+		runtime = append(runtime, "'postgres'")
+	}
+	if !c.opts.NoRabbitMQ {
+		runtime = append(runtime, "'rabbitmq'")
+	}
+	if len(runtime) == 0 {
+		runtime = append(runtime, "'-'")
+	}
+	stages = strings.ReplaceAll(stages, "['redis-server'] # simcluster:redis", redis)
+	return strings.ReplaceAll(stages, "['postgres', 'rabbitmq'] # simcluster:runtime", "["+strings.Join(runtime, ", ")+"]")
 }
 
 // fakeNode is a Node that kwok plays the kubelet of. Zones let pods spread

@@ -21,101 +21,16 @@ type podFS struct {
 
 type mount struct{ path, host string }
 
-// materialize writes the container's ConfigMap and Secret volumes, and
-// gives its PVC, emptyDir and other volumes a directory. A PVC's directory
-// is named by the claim's UID and outlives the pod, as a volume does.
-func (b *redisBacker) materialize(ctx context.Context, pod *corev1.Pod, c *corev1.Container) (*podFS, error) {
-	podDir := filepath.Join(b.root, "pods", pod.Namespace, pod.Name+"-"+string(pod.UID))
+// podFSOf is the container's view of its volumes for a server that runs
+// on the machine's own file system (redis-server): paths are moved instead
+// of mounted.
+func podFSOf(mounts []bindMount) *podFS {
 	fs := &podFS{}
-	for _, m := range c.VolumeMounts {
-		vol := podVolume(pod, m.Name)
-		if vol == nil {
-			return nil, fmt.Errorf("volume mount %q names no volume of the pod", m.Name)
-		}
-		dir, err := b.volumeDir(ctx, pod, podDir, vol)
-		if err != nil {
-			return nil, fmt.Errorf("volume %q: %w", m.Name, err)
-		}
-		host := dir
-		if m.SubPath != "" {
-			host = filepath.Join(dir, m.SubPath)
-		}
-		fs.mounts = append(fs.mounts, mount{path: filepath.Clean(m.MountPath), host: host})
+	for _, m := range mounts {
+		fs.mounts = append(fs.mounts, mount{path: m.target, host: m.source})
 	}
 	sort.Slice(fs.mounts, func(i, j int) bool { return len(fs.mounts[i].path) > len(fs.mounts[j].path) })
-	return fs, nil
-}
-
-func podVolume(pod *corev1.Pod, name string) *corev1.Volume {
-	for i := range pod.Spec.Volumes {
-		if pod.Spec.Volumes[i].Name == name {
-			return &pod.Spec.Volumes[i]
-		}
-	}
-	return nil
-}
-
-func (b *redisBacker) volumeDir(ctx context.Context, pod *corev1.Pod, podDir string, vol *corev1.Volume) (string, error) {
-	dir := filepath.Join(podDir, "volumes", vol.Name)
-	switch {
-	case vol.ConfigMap != nil:
-		cm, err := b.c.Client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, vol.ConfigMap.Name, metav1.GetOptions{})
-		if err != nil {
-			return "", err
-		}
-		data := map[string][]byte{}
-		for k, v := range cm.Data {
-			data[k] = []byte(v)
-		}
-		for k, v := range cm.BinaryData {
-			data[k] = v
-		}
-		return dir, writeVolume(dir, data, vol.ConfigMap.Items)
-	case vol.Secret != nil:
-		s, err := b.c.Client.CoreV1().Secrets(pod.Namespace).Get(ctx, vol.Secret.SecretName, metav1.GetOptions{})
-		if err != nil {
-			return "", err
-		}
-		return dir, writeVolume(dir, s.Data, vol.Secret.Items)
-	case vol.PersistentVolumeClaim != nil:
-		pvc, err := b.c.Client.CoreV1().PersistentVolumeClaims(pod.Namespace).Get(ctx, vol.PersistentVolumeClaim.ClaimName, metav1.GetOptions{})
-		if err != nil {
-			return "", err
-		}
-		dir = filepath.Join(b.root, "pvcs", pod.Namespace, pvc.Name+"-"+string(pvc.UID))
-	}
-	return dir, os.MkdirAll(dir, 0o755)
-}
-
-// writeVolume writes the keys of a ConfigMap or Secret as a kubelet does:
-// all of them, or only the listed items under their paths.
-func writeVolume(dir string, data map[string][]byte, items []corev1.KeyToPath) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	files := map[string][]byte{}
-	if len(items) == 0 {
-		for k, v := range data {
-			files[k] = v
-		}
-	}
-	for _, it := range items {
-		v, ok := data[it.Key]
-		if !ok {
-			return fmt.Errorf("key %q not found", it.Key)
-		}
-		files[it.Path] = v
-	}
-	for path, v := range files {
-		full := filepath.Join(dir, path)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(full, v, 0o600); err != nil {
-			return err
-		}
-	}
-	return os.MkdirAll(dir, 0o755)
+	return fs
 }
 
 // hostPath maps a path inside the container to the machine; anything else
@@ -182,7 +97,7 @@ func (fs *podFS) rewriteConfig(path string) error {
 // resolveEnv is the container's environment as a kubelet builds it: values
 // (with $(VAR) of earlier ones expanded), fields of the pod, keys of
 // ConfigMaps and Secrets.
-func (b *redisBacker) resolveEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container) (map[string]string, error) {
+func (rt *runtime) resolveEnv(ctx context.Context, pod *corev1.Pod, c *corev1.Container) (map[string]string, error) {
 	env := map[string]string{}
 	for _, e := range c.Env {
 		switch {
@@ -192,14 +107,14 @@ func (b *redisBacker) resolveEnv(ctx context.Context, pod *corev1.Pod, c *corev1
 			env[e.Name] = podField(pod, e.ValueFrom.FieldRef.FieldPath)
 		case e.ValueFrom.SecretKeyRef != nil:
 			ref := e.ValueFrom.SecretKeyRef
-			s, err := b.c.Client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			s, err := rt.c.Client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 			if err != nil {
 				return nil, fmt.Errorf("env %s: %w", e.Name, err)
 			}
 			env[e.Name] = string(s.Data[ref.Key])
 		case e.ValueFrom.ConfigMapKeyRef != nil:
 			ref := e.ValueFrom.ConfigMapKeyRef
-			cm, err := b.c.Client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			cm, err := rt.c.Client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 			if err != nil {
 				return nil, fmt.Errorf("env %s: %w", e.Name, err)
 			}

@@ -26,6 +26,14 @@ type process struct {
 
 // startProcess starts bin with args, its output appended to logDir/name.log.
 func startProcess(name, logDir, bin string, args []string, env []string) (*process, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	return startCmd(name, logDir, cmd)
+}
+
+// startCmd starts a prepared command (its environment already set), its
+// output appended to logDir/name.log.
+func startCmd(name, logDir string, cmd *exec.Cmd) (*process, error) {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -35,9 +43,7 @@ func startProcess(name, logDir, bin string, args []string, env []string) (*proce
 		return nil, err
 	}
 	defer func() { _ = logFile.Close() }() // the child holds its own descriptor
-	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
@@ -62,12 +68,15 @@ func (p *process) exited() (bool, error) {
 
 // stop sends SIGTERM to the process group, waits up to grace, then SIGKILLs
 // it. It returns once the process is gone.
-func (p *process) stop(grace time.Duration) {
+func (p *process) stop(grace time.Duration) { p.stopWith(syscall.SIGTERM, grace) }
+
+// stopWith is stop with another signal (an image's STOPSIGNAL).
+func (p *process) stopWith(sig syscall.Signal, grace time.Duration) {
 	if done, _ := p.exited(); done {
 		return
 	}
 	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	_ = syscall.Kill(-pgid, sig)
 	select {
 	case <-p.done:
 	case <-time.After(grace):
