@@ -8,7 +8,9 @@ import (
 	"net/url"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,18 +28,21 @@ const (
 	// Celery would keeps Celery's own declarations from conflicting.
 	CeleryExchange = "celery"
 
-	KeyErlangCookie           = "erlang-cookie"
-	KeyBrokerURL              = "url"
-	QueueDefinitionsKey       = "queues.json"
-	UserDefinitionsKey        = "users.json"
-	RabbitConfKey             = "rabbitmq.conf"
-	EnabledPluginsKey         = "enabled_plugins"
-	rabbitDefinitions         = "/etc/rabbitmq/definitions"
-	rabbitConfigDir           = "/etc/rabbitmq"
-	rabbitDataDir             = "/var/lib/rabbitmq"
-	defaultBrokerSize         = "2Gi"
-	rabbitUID           int64 = 100 // the rabbitmq user of the official Alpine images
-	rabbitGrace         int64 = 120
+	KeyErlangCookie             = "erlang-cookie"
+	KeyBrokerURL                = "url"
+	QueueDefinitionsKey         = "queues.json"
+	UserDefinitionsKey          = "users.json"
+	RabbitConfKey               = "rabbitmq.conf"
+	EnabledPluginsKey           = "enabled_plugins"
+	rabbitDefinitions           = "/etc/rabbitmq/definitions"
+	rabbitConfigDir             = "/etc/rabbitmq"
+	rabbitHomeDir               = "/var/lib/rabbitmq"
+	rabbitDataDir               = rabbitHomeDir + "/mnesia"
+	rabbitCookieSecretDir       = "/etc/rabbitmq/erlang-cookie"
+	rabbitCookieFile            = ".erlang.cookie"
+	defaultBrokerSize           = "2Gi"
+	rabbitUID             int64 = 100 // the rabbitmq user of the official Alpine images
+	rabbitGrace           int64 = 120
 )
 
 // hasQueues is true when the spec declares queues: only then is there a broker.
@@ -95,9 +100,12 @@ func brokerChildren(p *platformv1.ParserPlatform, creds Credentials) []client.Ob
 
 // rabbitBrokerChildren: RabbitMQ with the queues of the spec declared at
 // boot from a definitions file (queues in the ConfigMap, the user, whose
-// password hash is a secret, in the Secret).
+// password hash is a secret, in the Secret). Queues of a running broker
+// are kept in line with the spec by the operator over the management API
+// (internal/rabbitmq), not by restarts.
 func rabbitBrokerChildren(p *platformv1.ParserPlatform, creds Credentials) []client.Object {
 	password := creds.Get(BrokerName(p), KeyPassword)
+	cookie := creds.Get(BrokerName(p), KeyErlangCookie)
 	users, err := RenderUserDefinitions(password)
 	if err != nil {
 		panic(err) // plain strings always marshal
@@ -114,15 +122,31 @@ func rabbitBrokerChildren(p *platformv1.ParserPlatform, creds Credentials) []cli
 	sec := secret(p, BrokerName(p), brokerName, ComponentBroker, map[string]string{
 		KeyUsername:        BrokerUser,
 		KeyPassword:        password,
-		KeyErlangCookie:    creds.Get(BrokerName(p), KeyErlangCookie),
+		KeyErlangCookie:    cookie,
 		KeyBrokerURL:       BrokerURL(p, password),
 		UserDefinitionsKey: users,
 	})
-	// users.json is read only at boot: its change (a new password) must
-	// restart the broker like a config change does.
-	hash := ConfigHash(config.Data, map[string]string{UserDefinitionsKey: users})
-	return brokerObjects(p, config, sec, rabbitWorkload(p, hash),
+	sts := rabbitWorkload(p, rabbitConfigHash(config.Data, users, cookie)).StatefulSet()
+	sts.Spec.Template.Spec.InitContainers = []corev1.Container{rabbitCookieInitContainer(p)}
+	return brokerObjects(p, config, sec, sts,
 		servicePort("amqp", AMQPPort), servicePort("management", RabbitManagement))
+}
+
+// rabbitConfigHash is the hash of everything a broker pod reads at boot and
+// only then: rabbitmq.conf, enabled_plugins, the user definitions (a new
+// password) and the Erlang cookie (a node with another cookie cannot talk
+// to its peers or to the CLI the probes run). Secret values enter only
+// through the hash, never in plain. queues.json is left out on purpose: a
+// queue edit must not restart the broker; the operator applies it live
+// (reconcile_broker.go) and the boot import only seeds a fresh node.
+func rabbitConfigHash(config map[string]string, users, cookie string) string {
+	read := map[string]string{}
+	for k, v := range config {
+		if k != QueueDefinitionsKey {
+			read[k] = v
+		}
+	}
+	return ConfigHash(read, map[string]string{UserDefinitionsKey: users, KeyErlangCookie: cookie})
 }
 
 func redisBrokerChildren(p *platformv1.ParserPlatform, creds Credentials) []client.Object {
@@ -136,10 +160,10 @@ func redisBrokerChildren(p *platformv1.ParserPlatform, creds Credentials) []clie
 	sec := secret(p, BrokerName(p), brokerName, ComponentBroker, map[string]string{
 		KeyPassword: password, KeyBrokerURL: BrokerURL(p, password), RedisAuthConfKey: RenderRedisAuthConf(password),
 	})
-	return brokerObjects(p, config, sec, redisBrokerWorkload(p, ConfigHash(config.Data)), servicePort("redis", RedisPort))
+	return brokerObjects(p, config, sec, redisBrokerWorkload(p, ConfigHash(config.Data)).StatefulSet(), servicePort("redis", RedisPort))
 }
 
-func brokerObjects(p *platformv1.ParserPlatform, config *corev1.ConfigMap, sec *corev1.Secret, w *statefulWorkload, ports ...corev1.ServicePort) []client.Object {
+func brokerObjects(p *platformv1.ParserPlatform, config *corev1.ConfigMap, sec *corev1.Secret, sts *appsv1.StatefulSet, ports ...corev1.ServicePort) []client.Object {
 	clientService := &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 		ObjectMeta: objectMeta(p, BrokerName(p), brokerName, ComponentBroker),
@@ -149,7 +173,7 @@ func brokerObjects(p *platformv1.ParserPlatform, config *corev1.ConfigMap, sec *
 		config, sec,
 		headlessService(p, BrokerHeadlessName(p), brokerName, ComponentBroker, ports...),
 		clientService,
-		w.StatefulSet(),
+		sts,
 		podDisruptionBudget(objectMeta(p, BrokerName(p), brokerName, ComponentBroker), SelectorLabels(p, brokerName)),
 	}
 }
@@ -179,6 +203,10 @@ listeners.tcp.default = %d
 # Secret).
 load_definitions = %s
 loopback_users = none
+# Logs go to the container's output, and only there: the root file system
+# is read-only, and the image's conf.d is not what this file relies on.
+log.console = true
+log.file = false
 cluster_formation.peer_discovery_backend = classic_config
 `, port, definitionsDir) + members.String()
 }
@@ -193,19 +221,44 @@ type definitions struct {
 	Bindings    []map[string]any `json:"bindings,omitempty"`
 }
 
+// QueueBinding is one queue of the spec as the broker holds it: a durable
+// queue on the virtual host "/", bound to the exchange "celery" with its
+// routing key. The boot definitions (RenderQueueDefinitions) and the
+// operator's live changes (reconcile_broker.go) both come from it.
+type QueueBinding struct {
+	Queue      string
+	RoutingKey string
+}
+
+// QueueBindings are the queues of the spec, in spec order.
+func QueueBindings(p *platformv1.ParserPlatform) []QueueBinding {
+	if !hasQueues(p) {
+		return nil
+	}
+	out := make([]QueueBinding, 0, len(p.Spec.Queues.Queues))
+	for _, q := range p.Spec.Queues.Queues {
+		out = append(out, QueueBinding{Queue: q.Name, RoutingKey: q.RoutingKeyOf()})
+	}
+	return out
+}
+
+// RabbitVhost is the virtual host the Celery queues live on (the broker
+// URL's "//").
+const RabbitVhost = "/"
+
 // RenderQueueDefinitions declares what the seed's Celery configuration
 // declares: the direct exchange "celery", one durable queue per spec queue,
 // bound with its routing key.
 func RenderQueueDefinitions(p *platformv1.ParserPlatform) string {
 	d := definitions{
-		Vhosts:    []map[string]any{{"name": "/"}},
-		Exchanges: []map[string]any{{"name": CeleryExchange, "vhost": "/", "type": "direct", "durable": true, "auto_delete": false, "internal": false, "arguments": map[string]any{}}},
+		Vhosts:    []map[string]any{{"name": RabbitVhost}},
+		Exchanges: []map[string]any{{"name": CeleryExchange, "vhost": RabbitVhost, "type": "direct", "durable": true, "auto_delete": false, "internal": false, "arguments": map[string]any{}}},
 	}
-	for _, q := range p.Spec.Queues.Queues {
-		d.Queues = append(d.Queues, map[string]any{"name": q.Name, "vhost": "/", "durable": true, "auto_delete": false, "arguments": map[string]any{}})
+	for _, q := range QueueBindings(p) {
+		d.Queues = append(d.Queues, map[string]any{"name": q.Queue, "vhost": RabbitVhost, "durable": true, "auto_delete": false, "arguments": map[string]any{}})
 		d.Bindings = append(d.Bindings, map[string]any{
-			"source": CeleryExchange, "vhost": "/", "destination": q.Name, "destination_type": "queue",
-			"routing_key": q.RoutingKeyOf(), "arguments": map[string]any{},
+			"source": CeleryExchange, "vhost": RabbitVhost, "destination": q.Queue, "destination_type": "queue",
+			"routing_key": q.RoutingKey, "arguments": map[string]any{},
 		})
 	}
 	return mustJSON(d)
@@ -263,7 +316,10 @@ func rabbitWorkload(p *platformv1.ParserPlatform, configHash string) *statefulWo
 				fieldEnv("POD_NAME", "metadata.name"),
 				{Name: "RABBITMQ_USE_LONGNAME", Value: "true"},
 				{Name: "RABBITMQ_NODENAME", Value: fmt.Sprintf("rabbit@$(POD_NAME).%s.%s.svc", BrokerHeadlessName(p), p.Namespace)},
-				secretEnv("RABBITMQ_ERLANG_COOKIE", BrokerName(p), KeyErlangCookie),
+				// The node and the CLI the probes run read the cookie from
+				// $HOME/.erlang.cookie, which the init container writes.
+				{Name: "HOME", Value: rabbitHomeDir},
+				{Name: "RABBITMQ_MNESIA_BASE", Value: rabbitMnesiaBase},
 				{Name: "RABBITMQ_CONFIG_FILE", Value: rabbitConfigDir + "/config/rabbitmq"},
 				{Name: "RABBITMQ_ENABLED_PLUGINS_FILE", Value: rabbitConfigDir + "/config/" + EnabledPluginsKey},
 			},
@@ -286,6 +342,7 @@ func rabbitWorkload(p *platformv1.ParserPlatform, configHash string) *statefulWo
 			// directory the runtime creates. Definitions are read only at
 			// boot, so subPath's missing live updates cost nothing.
 			VolumeMounts: []corev1.VolumeMount{
+				{Name: rabbitHomeVolume, MountPath: rabbitHomeDir},
 				{Name: dataVolumeName, MountPath: rabbitDataDir},
 				{Name: "config", MountPath: rabbitConfigDir + "/config", ReadOnly: true},
 				{Name: "queue-definitions", MountPath: rabbitDefinitions + "/" + QueueDefinitionsKey, SubPath: QueueDefinitionsKey, ReadOnly: true},
@@ -305,6 +362,61 @@ func rabbitWorkload(p *platformv1.ParserPlatform, configHash string) *statefulWo
 				SecretName: BrokerName(p), DefaultMode: ptr.To[int32](0o400),
 				Items: []corev1.KeyToPath{{Key: UserDefinitionsKey, Path: UserDefinitionsKey}},
 			}}},
+			{Name: rabbitHomeVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+				SizeLimit: ptr.To(resource.MustParse("64Mi")),
+			}}},
+			{Name: rabbitCookieVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+				SecretName: BrokerName(p), DefaultMode: ptr.To[int32](0o400),
+				Items: []corev1.KeyToPath{{Key: KeyErlangCookie, Path: rabbitCookieFile}},
+			}}},
+		},
+	}
+}
+
+// The Erlang cookie and the data, laid out as rabbitmq/cluster-operator
+// lays them out:
+//
+//	/var/lib/rabbitmq          HOME, an emptyDir: .erlang.cookie, 0600
+//	/var/lib/rabbitmq/mnesia   the PVC
+//
+// Erlang refuses a cookie file that its group or others may read, and the
+// kubelet gives every volume of a pod with an fsGroup group rw on each
+// mount: a cookie kept on the PVC (HOME was the PVC) turned 0660 at the next
+// mount, and every restarted pod crash-looped. Neither the cookie Secret
+// (the kubelet sets its modes too) nor an env var (RABBITMQ_ERLANG_COOKIE,
+// deprecated, and ignored by the CLI the probes run unless it gets the same
+// env) is that file. So an init container copies the cookie from the Secret
+// into HOME, a fresh emptyDir, and makes it 0600, after the kubelet is done
+// with the mounts.
+const (
+	rabbitHomeVolume   = "home"
+	rabbitCookieVolume = "erlang-cookie"
+	// rabbitMnesiaBase keeps the node's database where the earlier layout
+	// (the PVC at HOME, the image's default base HOME/mnesia) put it on the
+	// volume: <PVC>/mnesia/rabbit@<host>. A broker upgraded to this layout
+	// finds its queues, messages and users where it left them; a new one
+	// creates the directory. Nothing is moved, so nothing can be half-moved.
+	rabbitMnesiaBase = rabbitDataDir + "/mnesia"
+)
+
+// rabbitCookieInitContainer writes $HOME/.erlang.cookie, owner-only, from
+// the broker's Secret. It runs as the pod's user (the broker's own) under
+// the same restricted security context, so the file is the node's.
+func rabbitCookieInitContainer(p *platformv1.ParserPlatform) corev1.Container {
+	cookie := rabbitHomeDir + "/" + rabbitCookieFile
+	return corev1.Container{
+		Name:  "erlang-cookie",
+		Image: p.Spec.Queues.Broker.BrokerImage(),
+		Command: []string{"sh", "-c", fmt.Sprintf("set -e; rm -f %[2]s; cp %[1]s %[2]s; chmod 0600 %[2]s",
+			rabbitCookieSecretDir+"/"+rabbitCookieFile, cookie)},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+		},
+		SecurityContext: restrictedContainerSecurityContext(),
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: rabbitHomeVolume, MountPath: rabbitHomeDir},
+			{Name: rabbitCookieVolume, MountPath: rabbitCookieSecretDir, ReadOnly: true},
 		},
 	}
 }
