@@ -58,11 +58,11 @@ type ShardRecord struct {
 }
 
 // Position is the point in a shard's history its dump shows: the dump holds
-// exactly the transactions committed before Snapshot was taken. LSN and
-// Time are read in the statement that takes the snapshot; LSN is the WAL
-// insert position then (an upper bound: a commit in flight at that instant
-// may be past the snapshot yet before the LSN), Time the transaction's
-// start (now()), so no row the dump holds was written after it.
+// exactly the transactions committed before Snapshot was taken. LSN (the
+// WAL insert position) and Time (the server's clock) are read in the
+// statement that takes the snapshot, just after it: no transaction in the
+// dump committed after them, and only one committing in that instant can be
+// before them yet missing from the dump.
 type Position struct {
 	LSN      string    `json:"lsn"`
 	Time     time.Time `json:"time"`

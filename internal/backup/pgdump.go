@@ -39,12 +39,13 @@ func (o *DumpOptions) defaults() {
 }
 
 // snapshotQuery runs in the REPEATABLE READ transaction that holds the
-// snapshot open for pg_dump: it exports the snapshot and, in the same
-// statement, reads where the WAL is and the transaction's start time. On a
-// standby the position is the replayed LSN.
+// snapshot open for pg_dump: it exports the snapshot (taken when this
+// statement starts executing) and then reads where the WAL is and the
+// clock, so both are at or after the snapshot: nothing the dump holds was
+// committed after them. On a standby the position is the replayed LSN.
 const snapshotQuery = `SELECT pg_export_snapshot() || '|' ||
   (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text || '|' ||
-  to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '|' ||
+  to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || '|' ||
   current_setting('server_version');
 `
 
