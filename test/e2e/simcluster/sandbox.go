@@ -81,6 +81,9 @@ func (sb *sandbox) script() (string, error) {
 	s.WriteString("hostname " + shQuote(sb.hostname) + "\n")
 	var layers []bindMount
 	for _, d := range sb.layer {
+		if sb.shadowed(d) {
+			continue // a volume is mounted there: the layer is not seen
+		}
 		layers = append(layers, bindMount{source: filepath.Join(sb.dir, "layer", d), target: d})
 	}
 	sortMounts(layers)
@@ -109,6 +112,16 @@ func (sb *sandbox) script() (string, error) {
 	s.WriteString("cd " + shQuote(wd) + " 2>/dev/null || cd /\n")
 	fmt.Fprintf(&s, "exec setpriv --reuid=%d --regid=%d --init-groups --pdeathsig SIGKILL -- \"$@\"\n", sb.user.uid, sb.user.gid)
 	return s.String(), nil
+}
+
+// shadowed: a volume is mounted at dir or above it.
+func (sb *sandbox) shadowed(dir string) bool {
+	for _, m := range sb.mounts {
+		if m.target == dir || strings.HasPrefix(dir, m.target+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // mountLine bind-mounts m.source at m.target, creating the mount point as
