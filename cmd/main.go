@@ -70,6 +70,8 @@ func main() {
 			os.Exit(runShard(os.Args[2:], os.Stdout, os.Stderr))
 		case "render":
 			os.Exit(runRender(os.Args[2:], os.Stdout, os.Stderr))
+		case "backup":
+			os.Exit(runBackup(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 		}
 	}
 	o := parseFlags()

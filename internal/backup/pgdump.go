@@ -61,7 +61,7 @@ func (s *Store) DumpShard(ctx context.Context, p Platform, setID string, index i
 	if err := checkSet(p, setID); err != nil {
 		return ShardRecord{}, err
 	}
-	version, err := toolVersion(ctx, o.PgDump, o.Env)
+	version, err := PgDumpVersion(ctx, o.PgDump, o.Env)
 	if err != nil {
 		return ShardRecord{}, err
 	}
@@ -83,8 +83,9 @@ func (s *Store) DumpShard(ctx context.Context, p Platform, setID string, index i
 	return rec, holder.close()
 }
 
-// toolVersion is the version pg_dump --version prints ("15.10 (Debian ...)").
-func toolVersion(ctx context.Context, bin string, env []string) (string, error) {
+// PgDumpVersion is the version bin --version prints ("15.10 (Debian ...)"),
+// for the manifest: pg_restore reads archives of its own and older versions.
+func PgDumpVersion(ctx context.Context, bin string, env []string) (string, error) {
 	cmd := exec.CommandContext(ctx, bin, "--version")
 	cmd.Env = env
 	out, err := cmd.Output()
