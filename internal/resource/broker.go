@@ -320,6 +320,11 @@ func rabbitWorkload(p *platformv1.ParserPlatform, configHash string) *statefulWo
 				// $HOME/.erlang.cookie, which the init container writes.
 				{Name: "HOME", Value: rabbitHomeDir},
 				{Name: "RABBITMQ_MNESIA_BASE", Value: rabbitMnesiaBase},
+				// The upgrade log is a file of its own whatever log.file
+				// says, and rabbitmq.conf can only name another file for it
+				// (log.upgrade.file): "-" sends it to the console too, so
+				// nothing writes to the read-only /var/log/rabbitmq.
+				{Name: "RABBITMQ_UPGRADE_LOG", Value: "-"},
 				{Name: "RABBITMQ_CONFIG_FILE", Value: rabbitConfigDir + "/config/rabbitmq"},
 				{Name: "RABBITMQ_ENABLED_PLUGINS_FILE", Value: rabbitConfigDir + "/config/" + EnabledPluginsKey},
 			},

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,14 +23,18 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 	"github.com/vkparser/parser-operator/internal/testutil"
 )
 
-// The RabbitMQ test boots Debian's rabbitmq-server (3.10 on Erlang 25) on
-// the broker's files laid out as the kubelet lays them out in the pod, and
-// asks it with rabbitmqctl what it imported: the definitions must declare
-// what Celery declares for the seed's queues, and create the one user,
-// whose password hash only the right password matches.
+// The RabbitMQ tests boot Debian's rabbitmq-server (3.10 on Erlang 25) on
+// the broker's files laid out as the kubelet lays them out in the pod, with
+// the pod's init container run first, and ask it what it imported: the
+// definitions must declare what Celery declares for the seed's queues, and
+// create the one user, whose password hash only the right password matches.
+// The node and its CLI run as the rabbitmq user with the pod's HOME, so the
+// Erlang cookie they use is the file the init container wrote, as in the
+// pod (Debian's wrapper scripts would reset HOME to /var/lib/rabbitmq).
 
 // rabbitBootTimeout bounds the boot; RabbitMQ starts in about 5 s here.
 const rabbitBootTimeout = 60 * time.Second
@@ -41,84 +44,192 @@ func TestGoldenQueueDefinitions(t *testing.T) {
 	assertGolden(t, "queues.json.golden", RenderQueueDefinitions(withSeedQueues(samplePlatform())))
 }
 
-// TestRabbitMQDefinitionsOnRealServer boots RabbitMQ on the broker's
-// rabbitmq.conf and definitions (only the definitions directory, the port
-// and the plugins differ from the pod) and checks the queues, the exchange,
-// the bindings, the user and its password, and the pod's probes.
-func TestRabbitMQDefinitionsOnRealServer(t *testing.T) {
-	rmq := requireRabbitMQ(t)
-	p := withSeedQueues(samplePlatform())
-	const password = "Cr3d9f8e7d6c5b4a39281706f5e4d3c2" // shaped like a generated one
-	const cookie = "Cr3dCookie0123456789abcdefABCDEF"
+// Credentials shaped like generated ones.
+const (
+	testBrokerPassword = "Cr3d9f8e7d6c5b4a39281706f5e4d3c2"
+	testBrokerCookie   = "Cr3dCookie0123456789abcdefABCDEF"
+)
+
+// brokerPod is a broker pod's file system under root, with its node running.
+type brokerPod struct {
+	srv       *rabbitServer
+	root      string
+	container corev1.Container
+	env       map[string]string // the container's literal env
+	amqpPort  int
+	mgmtPort  int // 0 without the management plugin
+	children  []client.Object
+}
+
+// inPod maps a path of the container to the test's file system.
+func (b *brokerPod) inPod(path string) string { return filepath.Join(b.root, path) }
+
+// bootBrokerPod lays out the pod (every mount of the init container and the
+// broker container), runs the init container's command as the pod's user,
+// and boots the node on the ConfigMap's rabbitmq.conf with only the
+// definitions directory and the ports moved (and no cluster members: this
+// node runs alone). With management, the management plugin listens on a
+// free port of 127.0.0.1; else no plugin starts, and the ones the pod
+// enables must at least exist.
+func bootBrokerPod(t *testing.T, rmq rabbitMQ, p *platformv1.ParserPlatform, management bool) *brokerPod {
+	t.Helper()
 	children := brokerChildren(p, Credentials{
-		{Secret: BrokerName(p), Key: KeyPassword}:     password,
-		{Secret: BrokerName(p), Key: KeyErlangCookie}: cookie,
+		{Secret: BrokerName(p), Key: KeyPassword}:     testBrokerPassword,
+		{Secret: BrokerName(p), Key: KeyErlangCookie}: testBrokerCookie,
 	})
 	cm := find[*corev1.ConfigMap](t, children, BrokerName(p))
 	sts := find[*appsv1.StatefulSet](t, children, BrokerName(p))
-	container := statefulContainer(t, sts, "rabbitmq")
-	env := map[string]string{}
-	for _, e := range container.Env {
-		env[e.Name] = e.Value
+	b := &brokerPod{root: rabbitTempDir(t, rmq), container: statefulContainer(t, sts, "rabbitmq"), env: map[string]string{}, children: children}
+	for _, e := range b.container.Env {
+		b.env[e.Name] = e.Value
 	}
+	if len(sts.Spec.Template.Spec.InitContainers) != 1 {
+		t.Fatalf("broker pod has %d init containers, want the cookie's one", len(sts.Spec.Template.Spec.InitContainers))
+	}
+	init := sts.Spec.Template.Spec.InitContainers[0]
+	podFilesystem(t, b.root, sts, init, children)
+	podFilesystem(t, b.root, sts, b.container, children)
 
-	// What the pod mounts, at the same paths under root, with the kubelet's
-	// layout for ConfigMap, Secret and projected volumes.
-	root := rabbitTempDir(t, rmq)
-	podFilesystem(t, root, sts, container, children)
-	inPod := func(path string) string { return filepath.Join(root, path) }
-
-	// The ConfigMap's rabbitmq.conf, with only the definitions directory and
-	// the port moved, and no cluster members: this node runs alone.
 	defsDir := rabbitDefinitionsDir(t, cm.Data[RabbitConfKey])
 	if cm.Data[RabbitConfKey] != RenderRabbitConf(defsDir, AMQPPort, rabbitNodes(p)...) {
 		t.Fatalf("the ConfigMap's rabbitmq.conf is not RenderRabbitConf(%q, %d, nodes)", defsDir, AMQPPort)
 	}
-	confFile := env["RABBITMQ_CONFIG_FILE"] + ".conf"
-	if _, err := os.Stat(inPod(confFile)); err != nil {
-		t.Fatalf("RABBITMQ_CONFIG_FILE=%s: the pod has no %s: %v", env["RABBITMQ_CONFIG_FILE"], confFile, err)
+	confFile := b.env["RABBITMQ_CONFIG_FILE"] + ".conf"
+	if _, err := os.Stat(b.inPod(confFile)); err != nil {
+		t.Fatalf("RABBITMQ_CONFIG_FILE=%s: the pod has no %s: %v", b.env["RABBITMQ_CONFIG_FILE"], confFile, err)
 	}
-	port, distPort, epmdPort := freePort(t), freePort(t), freePort(t)
-	writeThrough(t, inPod(confFile), RenderRabbitConf(inPod(defsDir), int32(port)))
+	b.amqpPort = freePort(t)
+	conf := RenderRabbitConf(b.inPod(defsDir), int32(b.amqpPort))
+	pluginsFile := b.env["RABBITMQ_ENABLED_PLUGINS_FILE"]
+	assertPluginsExist(t, readFile(t, b.inPod(pluginsFile)))
+	if management {
+		b.mgmtPort = freePort(t)
+		conf += fmt.Sprintf("management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %d\n", b.mgmtPort)
+		writeThrough(t, b.inPod(pluginsFile), "[rabbitmq_management].\n")
+	} else {
+		writeThrough(t, b.inPod(pluginsFile), "[].\n")
+	}
+	writeThrough(t, b.inPod(confFile), conf)
+	// The kubelet gives the volumes to the pod's fsGroup before any
+	// container starts; then the init container runs.
+	chownTree(t, b.root, rmq.uid, rmq.gid)
+	runInitContainer(t, rmq, b.root, init)
 
-	// No plugin starts in the test (management would take the fixed port
-	// 15672); the ones the pod enables must at least exist.
-	pluginsFile := env["RABBITMQ_ENABLED_PLUGINS_FILE"]
-	assertPluginsExist(t, readFile(t, inPod(pluginsFile)))
-	writeThrough(t, inPod(pluginsFile), "[].\n")
-	chownTree(t, root, rmq.uid, rmq.gid)
-
+	distPort, epmdPort := freePort(t), freePort(t)
 	node := "t" + randomHex(t, 4) + "@localhost"
-	srv := startRabbit(t, rmq, root, node, map[string]string{
-		"RABBITMQ_CONFIG_FILE":          inPod(env["RABBITMQ_CONFIG_FILE"]),
-		"RABBITMQ_ENABLED_PLUGINS_FILE": inPod(pluginsFile),
-		"RABBITMQ_MNESIA_BASE":          filepath.Join(root, "mnesia"),
-		"RABBITMQ_LOG_BASE":             filepath.Join(root, "log"),
+	b.srv = startRabbit(t, rmq, b.root, node, map[string]string{
+		"HOME":                          b.inPod(b.env["HOME"]),
+		"RABBITMQ_CONFIG_FILE":          b.inPod(b.env["RABBITMQ_CONFIG_FILE"]),
+		"RABBITMQ_ENABLED_PLUGINS_FILE": b.inPod(pluginsFile),
+		"RABBITMQ_MNESIA_BASE":          b.inPod(b.env["RABBITMQ_MNESIA_BASE"]),
+		"RABBITMQ_LOG_BASE":             filepath.Join(b.root, "log"),
+		"RABBITMQ_UPGRADE_LOG":          b.env["RABBITMQ_UPGRADE_LOG"],
 		"RABBITMQ_NODENAME":             node,
 		"RABBITMQ_DIST_PORT":            strconv.Itoa(distPort),
 		// A private epmd, stopped with the node: the test leaves no daemon.
 		"ERL_EPMD_PORT": strconv.Itoa(epmdPort),
-		// The pod's cookie, from the Secret as in the pod.
-		"RABBITMQ_ERLANG_COOKIE": cookie,
-	}, port)
+	}, b.amqpPort, b.mgmtPort)
+	return b
+}
+
+// runInitContainer runs an init container's command as the pod's user, its
+// mount paths rebased under root.
+func runInitContainer(t *testing.T, rmq rabbitMQ, root string, c corev1.Container) {
+	t.Helper()
+	mounts := make([]string, 0, len(c.VolumeMounts))
+	for _, m := range c.VolumeMounts {
+		mounts = append(mounts, m.MountPath)
+	}
+	// Longest first, so /var/lib/rabbitmq/x is not rebased as /var/lib/rabbitmq.
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
+	argv := make([]string, len(c.Command))
+	for i, arg := range c.Command {
+		for _, m := range mounts {
+			arg = strings.ReplaceAll(arg, m+"/", filepath.Join(root, m)+"/")
+		}
+		argv[i] = arg
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = root
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: rmq.credential()}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("init container %s %q: %v\n%s", c.Name, argv, err, out)
+	}
+}
+
+// TestRabbitMQDefinitionsOnRealServer boots RabbitMQ on the broker pod and
+// checks the cookie file, the console logging, the queues, the exchange,
+// the bindings, the user and its password, and the pod's probes.
+func TestRabbitMQDefinitionsOnRealServer(t *testing.T) {
+	rmq := requireRabbitMQ(t)
+	b := bootBrokerPod(t, rmq, withSeedQueues(samplePlatform()), false)
+	srv := b.srv
+
+	// The cookie the node and the CLI read: the Secret's, owner-only, in
+	// HOME (an emptyDir), not on the data volume.
+	cookiePath := b.inPod(b.env["HOME"] + "/.erlang.cookie")
+	info, err := os.Stat(cookiePath)
+	if err != nil {
+		t.Fatalf("the init container wrote no cookie in HOME: %v", err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Errorf("cookie mode %v, want 0600", info.Mode().Perm())
+	}
+	if got := readFile(t, cookiePath); got != testBrokerCookie {
+		t.Errorf("cookie file holds %q, want the Secret's", got)
+	}
+	for _, e := range b.container.Env {
+		if e.Name == "RABBITMQ_ERLANG_COOKIE" {
+			t.Error("the broker still gets RABBITMQ_ERLANG_COOKIE: the cookie file is the only source")
+		}
+	}
+
+	// Logs go to the console, and no log file is written.
+	if !strings.Contains(srv.out.String(), "Server startup complete") {
+		t.Errorf("the node logged nothing to its console:\n%s", srv.out.String())
+	}
+	if files, _ := filepath.Glob(filepath.Join(b.root, "log", "*.log")); len(files) > 0 {
+		t.Errorf("the node wrote log files %v; log.file = false should keep it to the console", files)
+	}
 
 	// The pod's probes, run as the kubelet runs them: in the container's
-	// environment, which names the node and carries the cookie.
-	for name, probe := range map[string]*corev1.Probe{"readiness": container.ReadinessProbe, "liveness": container.LivenessProbe} {
+	// environment, whose HOME holds the cookie.
+	for name, probe := range map[string]*corev1.Probe{"readiness": b.container.ReadinessProbe, "liveness": b.container.LivenessProbe} {
 		if probe == nil || probe.Exec == nil || len(probe.Exec.Command) == 0 {
 			t.Errorf("%s probe is not an exec probe: %+v", name, probe)
 			continue
 		}
-		if out, err := srv.run(t, probe.Exec.Command...); err != nil {
+		if out, err := srv.run(t, nil, probe.Exec.Command...); err != nil {
 			t.Errorf("%s probe %q fails on a healthy node: %v\n%s", name, probe.Exec.Command, err, out)
 		}
 	}
-	// The control: with another cookie the CLI is refused, so the probe
-	// above really authenticated with the Secret's cookie.
-	wrong := *srv
-	wrong.env = append(slices.Clone(srv.env), "RABBITMQ_ERLANG_COOKIE=NotTheCookie0123456789")
-	if out, err := wrong.run(t, container.ReadinessProbe.Exec.Command...); err == nil {
-		t.Errorf("the readiness probe passed with a wrong Erlang cookie: the node does not use the Secret's cookie\n%s", out)
+	// The controls: with another cookie the CLI is refused, so the probe
+	// above really authenticated with the Secret's cookie; and the Secret's
+	// cookie with group access, as the kubelet's fsGroup leaves a file on a
+	// volume at every mount, is refused by Erlang itself: why the cookie is
+	// copied into HOME at each pod start.
+	for _, tc := range []struct {
+		name, cookie string
+		mode         os.FileMode
+		want         string
+	}{
+		{"wrong cookie", "NotTheCookie0123456789", 0o600, ""},
+		{"group-readable cookie", testBrokerCookie, 0o660, "owner"},
+	} {
+		home := filepath.Join(b.root, "control-"+strings.ReplaceAll(tc.name, " ", "-"))
+		writeTestFile(t, filepath.Join(home, ".erlang.cookie"), tc.cookie, tc.mode)
+		chownTree(t, home, rmq.uid, rmq.gid)
+		if err := os.Chmod(filepath.Join(home, ".erlang.cookie"), tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		out, err := srv.run(t, []string{"HOME=" + home}, b.container.ReadinessProbe.Exec.Command...)
+		if err == nil {
+			t.Errorf("%s: the readiness probe passed\n%s", tc.name, out)
+		} else if !strings.Contains(out, tc.want) {
+			t.Errorf("%s: the probe failed, but not for the cookie (want %q in the output):\n%s", tc.name, tc.want, out)
+		}
 	}
 
 	// Exactly the seed's queues, durable, as Celery declares them.
@@ -144,14 +255,7 @@ func TestRabbitMQDefinitionsOnRealServer(t *testing.T) {
 
 	// Each queue bound to it with its routing key (the default exchange's
 	// implicit bindings aside).
-	var bindings []string
-	for _, b := range srv.list(t, "list_bindings", "source_name", "destination_name", "routing_key") {
-		if b["source_name"] == CeleryExchange {
-			bindings = append(bindings, fmt.Sprintf("%v -> %v", b["routing_key"], b["destination_name"]))
-		}
-	}
-	sort.Strings(bindings)
-	assertEqualStrings(t, "bindings of celery", bindings, []string{
+	assertEqualStrings(t, "bindings of celery", celeryBindings(t, srv), []string{
 		"analytics -> analytics", "notifications -> notifications", "parser -> parser",
 	})
 
@@ -168,12 +272,25 @@ func TestRabbitMQDefinitionsOnRealServer(t *testing.T) {
 	assertEqualStrings(t, "permissions on /", perms, []string{BrokerUser + " .* .* .*"})
 
 	// The hash in the Secret matches the password, and only it.
-	if out, err := srv.ctl(t, "authenticate_user", BrokerUser, password); err != nil {
+	if out, err := srv.ctl(t, "authenticate_user", BrokerUser, testBrokerPassword); err != nil {
 		t.Errorf("authenticate_user %s <password> failed: the password hash in users.json does not match the password: %v\n%s", BrokerUser, err, out)
 	}
-	if out, err := srv.ctl(t, "authenticate_user", BrokerUser, password+"x"); err == nil {
+	if out, err := srv.ctl(t, "authenticate_user", BrokerUser, testBrokerPassword+"x"); err == nil {
 		t.Errorf("authenticate_user with a wrong password succeeded:\n%s", out)
 	}
+}
+
+// celeryBindings are the bindings of the exchange celery, "key -> queue", sorted.
+func celeryBindings(t *testing.T, srv *rabbitServer) []string {
+	t.Helper()
+	var bindings []string
+	for _, b := range srv.list(t, "list_bindings", "source_name", "destination_name", "routing_key") {
+		if b["source_name"] == CeleryExchange {
+			bindings = append(bindings, fmt.Sprintf("%v -> %v", b["routing_key"], b["destination_name"]))
+		}
+	}
+	sort.Strings(bindings)
+	return bindings
 }
 
 // TestRabbitMQDefinitionsDirectoryHoldsOnlyDefinitions needs no server:
@@ -205,32 +322,37 @@ func TestRabbitMQDefinitionsDirectoryHoldsOnlyDefinitions(t *testing.T) {
 
 // rabbitMQ is the Debian install the test drives.
 type rabbitMQ struct {
-	server, ctl string
-	uid, gid    int
+	bin      string // /usr/lib/rabbitmq/bin: the scripts without Debian's su wrapper
+	uid, gid int
 }
 
-// requireRabbitMQ finds rabbitmq-server and rabbitmqctl and the rabbitmq
-// user they drop to. Debian's scripts run only as root or rabbitmq.
+func (r rabbitMQ) credential() *syscall.Credential {
+	return &syscall.Credential{Uid: uint32(r.uid), Gid: uint32(r.gid), Groups: []uint32{uint32(r.gid)}}
+}
+
+// requireRabbitMQ finds RabbitMQ's scripts and the rabbitmq user the node
+// runs as; only root can start processes as that user.
 func requireRabbitMQ(t *testing.T) rabbitMQ {
 	t.Helper()
-	server, err := testutil.LookSbin("rabbitmq-server")
-	if err != nil {
+	if _, err := testutil.LookSbin("rabbitmq-server"); err != nil {
 		testutil.MissingTool(t, "rabbitmq-server (Debian package rabbitmq-server)", err)
 	}
-	ctl, err := testutil.LookSbin("rabbitmqctl")
-	if err != nil {
-		testutil.MissingTool(t, "rabbitmqctl (Debian package rabbitmq-server)", err)
+	const bin = "/usr/lib/rabbitmq/bin"
+	for _, name := range []string{"rabbitmq-server", "rabbitmqctl", "rabbitmq-diagnostics"} {
+		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
+			testutil.MissingTool(t, name+" in "+bin+" (Debian package rabbitmq-server)", err)
+		}
 	}
 	u, err := user.Lookup("rabbitmq")
 	if err != nil {
 		testutil.MissingTool(t, "the rabbitmq user (Debian package rabbitmq-server)", err)
 	}
 	if os.Geteuid() != 0 {
-		testutil.MissingTool(t, "root, to run Debian's rabbitmq-server as the rabbitmq user", fmt.Errorf("euid %d", os.Geteuid()))
+		testutil.MissingTool(t, "root, to run rabbitmq-server as the rabbitmq user", fmt.Errorf("euid %d", os.Geteuid()))
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return rabbitMQ{server: server, ctl: ctl, uid: uid, gid: gid}
+	return rabbitMQ{bin: bin, uid: uid, gid: gid}
 }
 
 // rabbitTempDir is a temp dir the rabbitmq user can reach (t.TempDir's
@@ -254,49 +376,57 @@ type rabbitServer struct {
 	node string
 	env  []string
 	root string
+	out  *testutil.SyncBuffer // the node's console
 }
 
-// startRabbit boots a node with env and waits, at most rabbitBootTimeout,
-// for its AMQP listener, which RabbitMQ opens once the definitions are in.
-// The node is stopped (rabbitmqctl stop, then SIGKILL to its process group)
+// startRabbit boots a node as the rabbitmq user with env and waits, at most
+// rabbitBootTimeout, for its AMQP listener (RabbitMQ opens it once the
+// definitions are in) and, when mgmtPort is not 0, its management API. The
+// node is stopped (rabbitmqctl stop, then SIGKILL to its process group)
 // when the test ends.
-func startRabbit(t *testing.T, rmq rabbitMQ, root, node string, env map[string]string, port int) *rabbitServer {
+func startRabbit(t *testing.T, rmq rabbitMQ, root, node string, env map[string]string, port, mgmtPort int) *rabbitServer {
 	t.Helper()
-	srv := &rabbitServer{rmq: rmq, node: node, env: os.Environ(), root: root}
+	srv := &rabbitServer{rmq: rmq, node: node, env: os.Environ(), root: root, out: &testutil.SyncBuffer{}}
 	for k, v := range env {
 		srv.env = append(srv.env, k+"="+v)
 	}
-	cmd := exec.Command(rmq.server)
+	cmd := exec.Command(filepath.Join(rmq.bin, "rabbitmq-server"))
 	cmd.Env = srv.env
-	out := &testutil.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	// Its own process group: the script's su, sh and beam.smp all end with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = srv.out, srv.out
+	// Its own process group: the script, sh and beam.smp all end with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: rmq.credential()}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting rabbitmq-server: %v", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { srv.stop(t, cmd.Process.Pid, exited, out, env["ERL_EPMD_PORT"]) })
+	t.Cleanup(func() { srv.stop(t, cmd.Process.Pid, exited, env["ERL_EPMD_PORT"]) })
 
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	ports := []int{port}
+	if mgmtPort != 0 {
+		ports = append(ports, mgmtPort)
+	}
 	deadline := time.Now().Add(rabbitBootTimeout)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			_ = conn.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("RabbitMQ did not listen on %s within %v\n%s", addr, rabbitBootTimeout, srv.logs(out))
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("rabbitmq-server exited during boot (%v)\n%s", err, srv.logs(out))
-		case <-tick.C:
+	for _, p := range ports {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		for {
+			if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+				_ = conn.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("RabbitMQ did not listen on %s within %v\n%s", addr, rabbitBootTimeout, srv.logs())
+			}
+			select {
+			case err := <-exited:
+				exited <- err
+				t.Fatalf("rabbitmq-server exited during boot (%v)\n%s", err, srv.logs())
+			case <-tick.C:
+			}
 		}
 	}
 	if out, err := srv.ctl(t, "await_startup"); err != nil {
@@ -309,25 +439,27 @@ func startRabbit(t *testing.T, rmq rabbitMQ, root, node string, env map[string]s
 // ctl runs rabbitmqctl -n <node> -q args, bounded by a minute.
 func (s *rabbitServer) ctl(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	return s.run(t, append([]string{s.rmq.ctl, "-n", s.node, "-q"}, args...)...)
+	return s.run(t, nil, append([]string{"rabbitmqctl", "-n", s.node, "-q"}, args...)...)
 }
 
-// run runs a command in the node's environment, bounded by a minute; a
-// bare RabbitMQ CLI name is looked up in sbin too.
-func (s *rabbitServer) run(t *testing.T, argv ...string) (string, error) {
+// run runs a command as the rabbitmq user in the node's environment (plus
+// extraEnv), bounded by a minute; a bare RabbitMQ CLI name is one of
+// RabbitMQ's own scripts.
+func (s *rabbitServer) run(t *testing.T, extraEnv []string, argv ...string) (string, error) {
 	t.Helper()
 	bin := argv[0]
 	if !strings.Contains(bin, "/") {
-		path, err := testutil.LookSbin(bin)
-		if err != nil {
-			return "", err
-		}
-		bin = path
+		bin = filepath.Join(s.rmq.bin, bin)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, argv[1:]...)
-	cmd.Env = s.env
+	cmd.Env = append(append([]string{}, s.env...), extraEnv...)
+	// The probes' node: the pod's RABBITMQ_NODENAME is its DNS name, here
+	// the test's node.
+	cmd.Env = append(cmd.Env, "RABBITMQ_NODENAME="+s.node)
+	cmd.Dir = s.root
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.rmq.credential()}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -348,7 +480,7 @@ func (s *rabbitServer) list(t *testing.T, args ...string) []map[string]any {
 
 // stop ends the node: rabbitmqctl stop, then SIGKILL to the process group
 // when it is still there after 30 s; then its private epmd.
-func (s *rabbitServer) stop(t *testing.T, pgid int, exited chan error, out *testutil.SyncBuffer, epmdPort string) {
+func (s *rabbitServer) stop(t *testing.T, pgid int, exited chan error, epmdPort string) {
 	t.Helper()
 	start := time.Now()
 	if ctlOut, err := s.ctl(t, "stop"); err != nil {
@@ -357,7 +489,7 @@ func (s *rabbitServer) stop(t *testing.T, pgid int, exited chan error, out *test
 	select {
 	case <-exited:
 	case <-time.After(30 * time.Second):
-		t.Errorf("rabbitmq-server still running 30 s after rabbitmqctl stop; killing it\n%s", s.logs(out))
+		t.Errorf("rabbitmq-server still running 30 s after rabbitmqctl stop; killing it\n%s", s.logs())
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-exited
 	}
@@ -366,15 +498,17 @@ func (s *rabbitServer) stop(t *testing.T, pgid int, exited chan error, out *test
 	if epmd, err := exec.LookPath("epmd"); err == nil && epmdPort != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = exec.CommandContext(ctx, epmd, "-port", epmdPort, "-kill").Run()
+		cmd := exec.CommandContext(ctx, epmd, "-port", epmdPort, "-kill")
+		cmd.Env = append(os.Environ(), "ERL_EPMD_PORT="+epmdPort)
+		_ = cmd.Run()
 	}
 	t.Logf("RabbitMQ stopped in %v", time.Since(start).Round(time.Millisecond))
 }
 
-// logs are the script's output and the node's log files.
-func (s *rabbitServer) logs(out *testutil.SyncBuffer) string {
+// logs are the node's console and its log files, if any.
+func (s *rabbitServer) logs() string {
 	var b strings.Builder
-	b.WriteString("--- rabbitmq-server output ---\n" + out.String())
+	b.WriteString("--- rabbitmq-server console ---\n" + s.out.String())
 	files, _ := filepath.Glob(filepath.Join(s.root, "log", "*.log"))
 	for _, f := range files {
 		data, _ := os.ReadFile(f)
@@ -387,16 +521,12 @@ func (s *rabbitServer) logs(out *testutil.SyncBuffer) string {
 	return b.String()
 }
 
-// grepLog is the lines of the node's log files that contain word.
+// grepLog is the lines of the node's console that contain word.
 func (s *rabbitServer) grepLog(word string) string {
 	var out []string
-	files, _ := filepath.Glob(filepath.Join(s.root, "log", "*.log"))
-	for _, f := range files {
-		data, _ := os.ReadFile(f)
-		for line := range strings.SplitSeq(string(data), "\n") {
-			if strings.Contains(strings.ToLower(line), word) {
-				out = append(out, line)
-			}
+	for line := range strings.SplitSeq(s.out.String(), "\n") {
+		if strings.Contains(strings.ToLower(line), word) {
+			out = append(out, line)
 		}
 	}
 	return strings.Join(out, "\n")
