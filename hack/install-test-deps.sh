@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages whose real servers and tools the tests run
 # (nginx -t on the generated nginx.conf, redis-server on the cache's and the
-# Redis broker's redis.conf, rabbitmq-server on the broker's definitions).
+# Redis broker's redis.conf, rabbitmq-server on the broker's definitions,
+# PostgreSQL 15 behind the shard pods of the simulated cluster).
 # Idempotent and silent when everything is present: it checks first and runs
 # `apt-get update` (once) only when something is missing. The tests skip
 # without these tools on a developer's machine and fail without them in CI.
@@ -11,17 +12,20 @@ set -euo pipefail
 
 # One entry per package: "<Debian package> <command it provides>". A command
 # already on the machine (from this or another package, e.g. nginx-full)
-# counts as present.
+# counts as present; a command given as a path is looked for there
+# (PostgreSQL's binaries are not on PATH).
 PACKAGES=(
   "nginx-light nginx"
   "util-linux unshare"
   "redis-server redis-server"
   "redis-tools redis-cli"
   "rabbitmq-server rabbitmq-server"
+  "postgresql /usr/lib/postgresql/15/bin/initdb"
 )
 
 # Commands in sbin are missing from a non-root PATH.
 have() {
+  case "$1" in /*) [ -x "$1" ]; return ;; esac
   PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v "$1" >/dev/null 2>&1
 }
 
@@ -42,7 +46,8 @@ echo "install-test-deps: installing ${missing[*]}" >&2
 
 # The tests start their own servers on their own ports; keep the packages'
 # maintainer scripts from starting the system-wide daemons (nginx on :80,
-# redis on :6379, rabbitmq on :5672 and epmd on :4369), unless the machine
+# redis on :6379, rabbitmq on :5672 and epmd on :4369, the postgresql
+# cluster 15/main on :5432), unless the machine
 # already has a policy.
 policy=/usr/sbin/policy-rc.d
 if [ ! -e "$policy" ]; then

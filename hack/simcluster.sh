@@ -2,8 +2,10 @@
 # The simulated cluster of the e2e suite, for `make demo` and for poking
 # around: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
 # kwok with 3 fake Nodes (pods Running and Ready on loopback IPs 127.N.x.y,
-# PVCs bound by the default StorageClass kwok-volume), and a real
-# redis-server behind every pod whose container runs redis-server. All built
+# PVCs bound by the default StorageClass kwok-volume), and real servers
+# behind pods: a redis-server behind every pod whose container runs
+# redis-server, PostgreSQL 15 behind postgres containers, RabbitMQ behind
+# rabbitmq containers (test/e2e/README.md). All built
 # from the Go module proxy by hack/tool.sh and cached: the first use on a
 # machine builds them (~15 min on 2 cores), later starts take seconds.
 #
@@ -22,8 +24,9 @@
 #
 # The directory of the background cluster is $SIMCLUSTER_DIR (default
 # ${TMPDIR:-/tmp}/parser-operator-simcluster): kubeconfig, logs/ (one file per
-# component and per redis-server), etcd data. Flags (see `run -h`): --nodes N,
-# --pod-cidr CIDR, --no-redis, --redis-announce-ip.
+# component and per server), etcd data. Flags (see `run -h`): --nodes N,
+# --pod-cidr CIDR, --no-redis, --no-postgres, --no-rabbitmq,
+# --postgres-bin-dir DIR, --redis-announce-ip.
 #
 # Nothing outlives it: `stop` (or Ctrl-C in `run`) stops each component; if
 # the cluster process itself is killed, the kernel kills its children

@@ -1,7 +1,7 @@
 // Command simcluster runs the simulated cluster of the e2e suite (package
 // test/e2e/simcluster) until it is interrupted: etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler, kwok with fake Nodes, and real
-// redis-servers behind redis pods. It prints the kubeconfig, writes
+// servers behind redis, postgres and rabbitmq pods. It prints the kubeconfig, writes
 // <dir>/env (shell exports) once the cluster works, and on SIGINT or SIGTERM
 // stops everything it started. hack/simcluster.sh drives it.
 package main
@@ -25,6 +25,9 @@ func main() {
 	flag.StringVar(&opts.PodCIDR, "pod-cidr", "", "Pod IP range inside 127.0.0.0/8. Empty: the first free 127.N.0.0/16.")
 	flag.StringVar(&opts.ServiceCIDR, "service-cidr", "", "ClusterIP range (default 10.96.0.0/16).")
 	flag.BoolVar(&opts.NoRedis, "no-redis", false, "Do not start real redis-servers behind redis pods.")
+	flag.BoolVar(&opts.NoPostgres, "no-postgres", false, "Do not start real PostgreSQL servers behind postgres pods (kwok makes them Ready).")
+	flag.BoolVar(&opts.NoRabbitMQ, "no-rabbitmq", false, "Do not start real RabbitMQ nodes behind rabbitmq pods (kwok makes them Ready).")
+	flag.StringVar(&opts.PostgresBinDir, "postgres-bin-dir", "", "PostgreSQL's binaries (default "+simcluster.DefaultPostgresBinDir+").")
 	flag.BoolVar(&opts.RedisAnnounceIP, "redis-announce-ip", false, "Redis nodes announce their pod IP as hostname (DNS names do not resolve outside the cluster).")
 	flag.Parse()
 	opts.Log = os.Stderr
