@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,11 +21,13 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+	"github.com/vkparser/parser-operator/internal/rabbitmq"
 	"github.com/vkparser/parser-operator/internal/testutil"
 )
 
@@ -763,4 +767,288 @@ func randomHex(t *testing.T, n int) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// brokerMessages is how many messages the queue-change test publishes to
+// each queue.
+const brokerMessages = 200
+
+// TestRabbitMQQueueChangesOnRealServer drives internal/rabbitmq (planner and
+// client) against a node booted from the pod's files with its management
+// API on, and counts messages over AMQP at every step: a routing key change
+// moves the binding and keeps the messages, a removed queue that holds
+// messages is kept and reported, once drained it is deleted, and queues and
+// bindings the operator did not declare are never touched.
+func TestRabbitMQQueueChangesOnRealServer(t *testing.T) {
+	rmq := requireRabbitMQ(t)
+	p := withSeedQueues(samplePlatform())
+	b := bootBrokerPod(t, rmq, p, true)
+	ctx := t.Context()
+	mgmt := rabbitmq.NewClient(net.JoinHostPort("127.0.0.1", strconv.Itoa(b.mgmtPort)), BrokerUser, testBrokerPassword, 10*time.Second)
+	defer mgmt.Close()
+	if err := mgmt.Ping(ctx); err != nil {
+		t.Fatalf("management API: %v", err)
+	}
+	amqpConn, err := amqp.Dial(fmt.Sprintf("amqp://%s:%s@127.0.0.1:%d/", BrokerUser, testBrokerPassword, b.amqpPort))
+	if err != nil {
+		t.Fatalf("AMQP: %v", err)
+	}
+	defer func() { _ = amqpConn.Close() }()
+	broker := &amqpBroker{t: t, conn: amqpConn}
+
+	// The boot import declared the seed's queues: the first sync adopts
+	// them (records them) and calls nothing else.
+	res := syncQueues(t, mgmt, p)
+	if len(res.Done) != 0 || len(res.Kept) != 0 {
+		t.Fatalf("first sync on a freshly imported broker did %v, kept %v; want nothing", res.Done, res.Kept)
+	}
+	// What the operator must never touch: a queue a user declared, with
+	// messages, one without, and a binding a user added to a spec queue.
+	broker.declare("scratch", "scratch-key")
+	broker.declare("empty-by-hand", "empty-key")
+	broker.bind("parser", "by-hand")
+	for _, q := range QueueBindings(p) {
+		broker.publish(q.RoutingKey, brokerMessages)
+	}
+	broker.publish("scratch-key", brokerMessages)
+	for _, q := range []string{"parser", "analytics", "notifications", "scratch"} {
+		broker.expectCount(q, brokerMessages)
+	}
+
+	// (a) The routing key of parser changes: the new key routes to it, the
+	// old one no longer does, its messages stay.
+	p.Spec.Queues.Queues[0].RoutingKey = "parser.v2"
+	res = syncQueues(t, mgmt, p)
+	assertEqualStrings(t, "steps of the routing key change", stepStrings(res.Done), []string{
+		`bind queue parser with routing key "parser.v2"`, `unbind queue parser from routing key "parser"`,
+	})
+	broker.expectCount("parser", brokerMessages)
+	broker.publish("parser.v2", 10)
+	broker.expectCount("parser", brokerMessages+10)
+	if returned := broker.publish("parser", 10); returned != 10 {
+		t.Errorf("%d of 10 messages with the old key were unroutable, want 10", returned)
+	}
+	broker.expectCount("parser", brokerMessages+10)
+	t.Logf("(a) routing key change: parser published %d+10, counted %d, lost 0", brokerMessages, broker.count("parser"))
+
+	// (b) analytics leaves the spec while it holds messages: kept with its
+	// binding, reported with its count, every message still there.
+	p.Spec.Queues.Queues = slices.DeleteFunc(p.Spec.Queues.Queues, func(q platformv1.QueueSpec) bool { return q.Name == "analytics" })
+	want := fmt.Sprintf("queue analytics was removed from spec.queues but still holds %d messages: add it back to drain it, or purge it by hand", brokerMessages)
+	res = eventuallySync(t, mgmt, p, func(r rabbitmq.Result) bool {
+		return len(r.Kept) == 1 && r.Kept[0].String() == want
+	})
+	if len(res.Done) != 0 {
+		t.Errorf("sync with a removed, non-empty queue did %v", res.Done)
+	}
+	broker.expectCount("analytics", brokerMessages)
+	t.Logf("(b) removed queue kept: analytics published %d, counted %d, lost 0; reported %q", brokerMessages, broker.count("analytics"), res.Kept[0])
+	// The broker's own guard, which the plan's deletions go through: a
+	// queue that is not empty is refused whatever the statistics say.
+	if deleted, err := mgmt.DeleteQueueIfIdle(ctx, RabbitVhost, "analytics"); err != nil || deleted {
+		t.Fatalf("DeleteQueueIfIdle on a queue with %d messages: deleted=%v err=%v", brokerMessages, deleted, err)
+	}
+	broker.expectCount("analytics", brokerMessages)
+
+	// (c) Drained, it goes at the next sync that sees it empty.
+	consumed := broker.drain("analytics")
+	if consumed != brokerMessages {
+		t.Errorf("drained %d messages from analytics, want %d", consumed, brokerMessages)
+	}
+	res = eventuallySync(t, mgmt, p, func(r rabbitmq.Result) bool { return len(r.Kept) == 0 })
+	assertEqualStrings(t, "steps once analytics is empty", stepStrings(res.Done), []string{
+		"delete queue analytics (removed from spec.queues, empty, no consumer)",
+	})
+	if broker.exists("analytics") {
+		t.Error("analytics still exists after the sync that deleted it")
+	}
+	t.Logf("(c) drained queue deleted: analytics consumed %d of %d, lost 0", consumed, brokerMessages)
+
+	// (d) What the operator did not declare is as it was.
+	broker.expectCount("scratch", brokerMessages)
+	if !broker.exists("empty-by-hand") {
+		t.Error("the empty queue a user declared was deleted")
+	}
+	assertEqualStrings(t, "bindings of celery at the end", celeryBindings(t, b.srv), []string{
+		"by-hand -> parser", "empty-key -> empty-by-hand", "notifications -> notifications", "parser.v2 -> parser", "scratch-key -> scratch",
+	})
+	broker.expectCount("notifications", brokerMessages)
+	t.Logf("(d) untouched: scratch %d of %d, notifications %d of %d, empty-by-hand kept", broker.count("scratch"), brokerMessages, broker.count("notifications"), brokerMessages)
+
+	// In line now: a sync calls nothing.
+	if res := syncQueues(t, mgmt, p); len(res.Done) != 0 || len(res.Kept) != 0 {
+		t.Errorf("sync of a broker in line did %v, kept %v", res.Done, res.Kept)
+	}
+}
+
+// desiredQueues is what the controller asks internal/rabbitmq for.
+func desiredQueues(p *platformv1.ParserPlatform) rabbitmq.Desired {
+	d := rabbitmq.Desired{Vhost: RabbitVhost, Exchange: CeleryExchange}
+	for _, q := range QueueBindings(p) {
+		d.Queues = append(d.Queues, rabbitmq.QueueBinding{Queue: q.Queue, RoutingKey: q.RoutingKey})
+	}
+	return d
+}
+
+func syncQueues(t *testing.T, m rabbitmq.Management, p *platformv1.ParserPlatform) rabbitmq.Result {
+	t.Helper()
+	res, err := rabbitmq.Sync(t.Context(), m, desiredQueues(p), nil)
+	if err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	return res
+}
+
+// eventuallySync syncs until done(result), at most 30 s: the broker's queue
+// statistics (what the plan reads) are at most collect_statistics_interval
+// (5 s) old. Every intermediate result must be safe, which the caller's
+// counts check.
+func eventuallySync(t *testing.T, m rabbitmq.Management, p *platformv1.ParserPlatform, done func(rabbitmq.Result) bool) rabbitmq.Result {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res := syncQueues(t, m, p)
+		if done(res) {
+			return res
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sync did not reach the expected result within 30 s; last: done %v, kept %v", res.Done, res.Kept)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func stepStrings(steps []rabbitmq.Step) []string {
+	out := []string{}
+	for _, s := range steps {
+		out = append(out, s.String())
+	}
+	return out
+}
+
+// amqpBroker publishes and counts over AMQP, as Celery and its workers do.
+type amqpBroker struct {
+	t    *testing.T
+	conn *amqp.Connection
+}
+
+func (a *amqpBroker) channel() *amqp.Channel {
+	a.t.Helper()
+	ch, err := a.conn.Channel()
+	if err != nil {
+		a.t.Fatalf("AMQP channel: %v", err)
+	}
+	return ch
+}
+
+func (a *amqpBroker) declare(queue, key string) {
+	a.t.Helper()
+	ch := a.channel()
+	defer func() { _ = ch.Close() }()
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+		a.t.Fatalf("declaring %s: %v", queue, err)
+	}
+	if err := ch.QueueBind(queue, key, CeleryExchange, false, nil); err != nil {
+		a.t.Fatalf("binding %s: %v", queue, err)
+	}
+}
+
+func (a *amqpBroker) bind(queue, key string) {
+	a.t.Helper()
+	ch := a.channel()
+	defer func() { _ = ch.Close() }()
+	if err := ch.QueueBind(queue, key, CeleryExchange, false, nil); err != nil {
+		a.t.Fatalf("binding %s: %v", queue, err)
+	}
+}
+
+// publish sends n persistent messages to the exchange celery with key,
+// mandatory and confirmed, and returns how many came back unroutable.
+func (a *amqpBroker) publish(key string, n int) int {
+	a.t.Helper()
+	ch := a.channel()
+	defer func() { _ = ch.Close() }()
+	if err := ch.Confirm(false); err != nil {
+		a.t.Fatalf("confirm mode: %v", err)
+	}
+	returns := ch.NotifyReturn(make(chan amqp.Return, n))
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, n))
+	for i := range n {
+		err := ch.PublishWithContext(a.t.Context(), CeleryExchange, key, true, false, amqp.Publishing{
+			DeliveryMode: amqp.Persistent, ContentType: "application/json", Body: fmt.Appendf(nil, `{"n":%d}`, i),
+		})
+		if err != nil {
+			a.t.Fatalf("publishing to %s: %v", key, err)
+		}
+	}
+	for range n {
+		select {
+		case c := <-confirms:
+			if !c.Ack {
+				a.t.Fatalf("the broker nacked message %d to %s", c.DeliveryTag, key)
+			}
+		case <-time.After(30 * time.Second):
+			a.t.Fatalf("no confirm for messages to %s within 30 s", key)
+		}
+	}
+	// A return precedes its confirm on the channel.
+	return len(returns)
+}
+
+// count is the queue's message count from a passive declare: exact, unlike
+// the management statistics.
+func (a *amqpBroker) count(queue string) int {
+	a.t.Helper()
+	ch := a.channel()
+	defer func() { _ = ch.Close() }()
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		a.t.Fatalf("queue %s: %v", queue, err)
+	}
+	return q.Messages
+}
+
+func (a *amqpBroker) expectCount(queue string, want int) {
+	a.t.Helper()
+	if got := a.count(queue); got != want {
+		a.t.Errorf("queue %s holds %d messages, want %d", queue, got, want)
+	}
+}
+
+// exists tells by a passive declare, which closes the channel when not.
+func (a *amqpBroker) exists(queue string) bool {
+	a.t.Helper()
+	ch := a.channel()
+	defer func() { _ = ch.Close() }()
+	_, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	var amqpErr *amqp.Error
+	if errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound {
+		return false
+	}
+	if err != nil {
+		a.t.Fatalf("queue %s: %v", queue, err)
+	}
+	return true
+}
+
+// drain consumes and acknowledges every message of the queue, as a worker
+// would, and returns how many there were.
+func (a *amqpBroker) drain(queue string) int {
+	a.t.Helper()
+	ch := a.channel()
+	defer func() { _ = ch.Close() }()
+	n := 0
+	for {
+		msg, ok, err := ch.Get(queue, false)
+		if err != nil {
+			a.t.Fatalf("consuming %s: %v", queue, err)
+		}
+		if !ok {
+			return n
+		}
+		if err := msg.Ack(false); err != nil {
+			a.t.Fatalf("acknowledging a message of %s: %v", queue, err)
+		}
+		n++
+	}
 }
