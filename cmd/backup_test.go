@@ -83,22 +83,30 @@ func TestBackupWithoutCredentialsSaysWhereTheyComeFrom(t *testing.T) {
 }
 
 // operatorBinary builds this command once per test run: the backup tests
-// run it as a Job does, at the end of a shell pipe.
+// run it as a Job does, at the end of a shell pipe. TestMain removes it.
 var (
 	binaryOnce sync.Once
+	binaryDir  string
 	binaryPath string
 	binaryErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binaryDir != "" {
+		_ = os.RemoveAll(binaryDir)
+	}
+	os.Exit(code)
+}
+
 func operatorBinary(t *testing.T) string {
 	t.Helper()
 	binaryOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "parser-operator-bin-")
-		if err != nil {
-			binaryErr = err
+		binaryDir, binaryErr = os.MkdirTemp("", "parser-operator-bin-")
+		if binaryErr != nil {
 			return
 		}
-		binaryPath = filepath.Join(dir, "parser-operator")
+		binaryPath = filepath.Join(binaryDir, "parser-operator")
 		out, err := exec.Command("go", "build", "-o", binaryPath, ".").CombinedOutput()
 		if err != nil {
 			binaryErr = fmt.Errorf("go build: %w\n%s", err, out)
@@ -395,5 +403,50 @@ func flipByte(t *testing.T, path string, at int64) {
 	b[0] ^= 0x80
 	if _, err := f.WriteAt(b, at); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestJobCommandsParse: every command line the controller builds with
+// backup.Commands is accepted by this binary's flags, with the values given.
+func TestJobCommandsParse(t *testing.T) {
+	c := backup.Commands{
+		Store:    backup.JobStore{Endpoint: "https://s3.example.com", Bucket: "dr", Prefix: "prod", Region: "eu-1", InsecureSkipTLSVerify: true, HasCA: true},
+		Platform: backup.Platform{Namespace: "parser", Name: "vk"},
+	}
+	set := backup.NewSetID(time.Now())
+	for _, args := range [][]string{
+		c.DumpShard(set, 2), c.Manifest(set, 4, "/etc/shard-map/shards.json"), c.Download(set, 1, ""),
+		c.Download(backup.Latest, 1, "/restore/shard.dump"), c.Prune(3), c.List(),
+	} {
+		if args[0] != "backup" {
+			t.Fatalf("%v does not start with backup", args)
+		}
+		o, extra, err := parseBackupFlags(args[1], args[2:])
+		if err != nil || len(extra) != 0 {
+			t.Errorf("%v: %v %v", args, err, extra)
+			continue
+		}
+		if o.store.Endpoint != "https://s3.example.com" || o.store.Bucket != "dr" || o.store.Prefix != "prod" || o.store.Region != "eu-1" ||
+			!o.store.InsecureSkipTLSVerify || o.caFile != backup.CAFile || o.credentialsDir != backup.CredentialsDir ||
+			o.platform != c.Platform {
+			t.Errorf("%v parsed as %+v", args, o)
+		}
+	}
+	if got := backup.Install(); got[0] != "backup" || got[1] != "install" || got[2] != backup.Binary {
+		t.Errorf("install command %v", got)
+	}
+}
+
+// TestInstallCopiesTheBinary: the init container's `backup install` leaves a
+// runnable copy of the operator binary at the given path.
+func TestInstallCopiesTheBinary(t *testing.T) {
+	bin := operatorBinary(t)
+	dest := filepath.Join(t.TempDir(), "parser-operator")
+	if out, err := exec.Command(bin, "backup", "install", dest).CombinedOutput(); err != nil {
+		t.Fatalf("install: %v\n%s", err, out)
+	}
+	out, err := exec.Command(dest, "backup", "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Usage: parser-operator backup") {
+		t.Fatalf("the copy: %v\n%s", err, out)
 	}
 }
