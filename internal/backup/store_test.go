@@ -374,3 +374,52 @@ func listKeys(t *testing.T, ctx context.Context, srv *s3test.Server, prefix stri
 	}
 	return keys
 }
+
+// TestTLSTrustsOnlyTheGivenCA: an HTTPS store with a private CA is reached
+// with that CA (caSecretRef) or with insecureSkipTLSVerify, and refused
+// with neither: the system roots do not vouch for it.
+func TestTLSTrustsOnlyTheGivenCA(t *testing.T) {
+	srv, caPEM := s3test.StartTLS(t)
+	ctx := testContext(t)
+	try := func(cfg backup.ObjectStore) error {
+		st, err := backup.NewStore(cfg)
+		if err != nil {
+			return err
+		}
+		_, err = st.ListSets(ctx, platform)
+		return err
+	}
+	cfg := srv.ObjectStore("tls")
+	if err := try(cfg); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("without the CA: %v, want a certificate error", err)
+	}
+	withCA := cfg
+	withCA.CAPEM = caPEM
+	if err := try(withCA); err != nil {
+		t.Errorf("with the CA: %v", err)
+	}
+	insecure := cfg
+	insecure.InsecureSkipTLSVerify = true
+	if err := try(insecure); err != nil {
+		t.Errorf("with insecureSkipTLSVerify: %v", err)
+	}
+	_, otherCA := s3test.StartTLS(t)
+	wrongCA := cfg
+	wrongCA.CAPEM = otherCA
+	if err := try(wrongCA); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("with another CA: %v, want a certificate error", err)
+	}
+	wrongCA.CAPEM = []byte("not a certificate")
+	if _, err := backup.NewStore(wrongCA); err == nil {
+		t.Error("a CA bundle without a certificate was accepted")
+	}
+	// A full round trip over TLS with the CA.
+	st, err := backup.NewStore(withCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := writeSet(t, ctx, st, time.Now(), 1, 10_000)
+	if err := st.Download(ctx, m.Shards[0], io.Discard); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -5,6 +5,7 @@ package s3test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -93,15 +94,28 @@ func repoRoot() (string, error) {
 	}
 }
 
-// Start runs a server for the test, with bucket "backups", and stops it at
-// the end of the test.
+// Start runs a plain-HTTP server for the test, with bucket "backups", and
+// stops it at the end of the test.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return startWith(t, nil)
+}
+
+// StartTLS is Start serving HTTPS with a certificate for 127.0.0.1 signed by
+// a fresh CA, whose PEM it returns (what caSecretRef would hold).
+func StartTLS(t testing.TB) (*Server, []byte) {
+	t.Helper()
+	caPEM, certFile, keyFile := selfSignedCA(t)
+	return startWith(t, []string{"--cert", certFile, "--key", keyFile}), caPEM
+}
+
+func startWith(t testing.TB, tlsArgs []string) *Server {
 	t.Helper()
 	bin := Binary(t)
 	dir := t.TempDir()
 	var lastErr error
 	for range 3 { // the free port may be taken between probe and bind
-		s, err := start(t, bin, dir)
+		s, err := start(t, bin, dir, tlsArgs)
 		if err == nil {
 			s.makeBucket(t, "backups")
 			return s
@@ -112,14 +126,19 @@ func Start(t testing.TB) *Server {
 	return nil
 }
 
-func start(t testing.TB, bin, dir string) (*Server, error) {
+func start(t testing.TB, bin, dir string, tlsArgs []string) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
+	scheme := "http"
+	if tlsArgs != nil {
+		scheme = "https"
+	}
 	log := &testutil.SyncBuffer{}
-	cmd := exec.Command(bin, "--port", addr, "--quiet", "posix", dir)
+	args := append(append([]string{"--port", addr, "--quiet"}, tlsArgs...), "posix", dir)
+	cmd := exec.Command(bin, args...)
 	// The root credentials go through the environment, as in production.
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+AccessKeyID, "ROOT_SECRET_ACCESS_KEY="+SecretAccessKey)
 	cmd.Stdout, cmd.Stderr = log, log
@@ -128,12 +147,13 @@ func start(t testing.TB, bin, dir string) (*Server, error) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	if err := waitListening(addr, exited); err != nil {
+	if err := waitListening(scheme+"://"+addr, exited); err != nil {
 		_ = cmd.Process.Kill()
+		<-exited
 		return nil, fmt.Errorf("%w\n%s", err, log.String())
 	}
 	t.Cleanup(func() { stop(t, cmd, exited) })
-	return &Server{Endpoint: "http://" + addr, Dir: dir, Log: log}, nil
+	return &Server{Endpoint: scheme + "://" + addr, Dir: dir, Log: log}, nil
 }
 
 func stop(t testing.TB, cmd *exec.Cmd, exited chan error) {
@@ -156,9 +176,12 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// waitListening waits until the server answers HTTP, or exits, or 30 s pass.
-func waitListening(addr string, exited chan error) error {
-	client := &http.Client{Timeout: time.Second}
+// waitListening waits until the server answers HTTP(S), or exits, or 30 s
+// pass. Any answer will do, so the certificate is not checked here.
+func waitListening(url string, exited chan error) error {
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // a readiness probe of a test server.
+	}}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -166,7 +189,7 @@ func waitListening(addr string, exited chan error) error {
 			return fmt.Errorf("versitygw exited: %v", err)
 		default:
 		}
-		resp, err := client.Get("http://" + addr + "/")
+		resp, err := client.Get(url + "/")
 		if err == nil {
 			_ = resp.Body.Close()
 			return nil
@@ -180,8 +203,14 @@ func waitListening(addr string, exited chan error) error {
 // tamper with objects behind the backup package's back.
 func (s *Server) Client(t testing.TB) *minio.Client {
 	t.Helper()
-	c, err := minio.New(strings.TrimPrefix(s.Endpoint, "http://"), &minio.Options{
-		Creds: credentials.NewStaticV4(AccessKeyID, SecretAccessKey, ""),
+	host, secure := strings.CutPrefix(s.Endpoint, "https://")
+	host = strings.TrimPrefix(host, "http://")
+	c, err := minio.New(host, &minio.Options{
+		Creds:  credentials.NewStaticV4(AccessKeyID, SecretAccessKey, ""),
+		Secure: secure,
+		Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the test's own client of its own server.
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
