@@ -17,6 +17,7 @@ import (
 //	services, workers -> database, cache, broker
 //	cache <-> cache and broker <-> broker (cluster traffic)
 //	the operator -> cache (it forms the Redis Cluster)
+//	the operator -> RabbitMQ's management API (it keeps the queues in line)
 //	monitoring namespace -> metrics port of every pod
 //
 // Egress stays open: pods need DNS, and the parser reaches the outside world.
@@ -72,8 +73,9 @@ func servicePolicies(p *platformv1.ParserPlatform) []*networkingv1.NetworkPolicy
 }
 
 // brokerPolicy lets apps reach the broker's client port; RabbitMQ nodes also
-// reach each other (epmd, distribution, AMQP). The Redis broker is a single
-// node with no cluster traffic, so it gets no peer rule.
+// reach each other (epmd, distribution, AMQP), and the operator reaches
+// RabbitMQ's management API. The Redis broker is a single node with no
+// cluster traffic and lists for queues, so it gets neither rule.
 func brokerPolicy(p *platformv1.ParserPlatform, apps []string) *networkingv1.NetworkPolicy {
 	rules := []networkingv1.NetworkPolicyIngressRule{
 		{From: peers(componentsPods(p, apps...)), Ports: tcpPorts(brokerClientPort(p))},
@@ -81,13 +83,18 @@ func brokerPolicy(p *platformv1.ParserPlatform, apps []string) *networkingv1.Net
 	if !isRedisBroker(p) {
 		rules = append(rules, networkingv1.NetworkPolicyIngressRule{
 			From: peers(componentPods(p, ComponentBroker)), Ports: tcpPorts(ErlangPortMapper, RabbitDistribution, AMQPPort),
+		}, networkingv1.NetworkPolicyIngressRule{
+			// The operator declares, binds and deletes queues over the
+			// management API, from its own namespace, wherever that is.
+			From: []networkingv1.NetworkPolicyPeer{OperatorPeer()}, Ports: tcpPorts(RabbitManagement),
 		})
 	}
 	return networkPolicy(p, "broker", componentPods(p, ComponentBroker), rules)
 }
 
 // OperatorPodLabel marks the operator's pods (kustomize and the Helm chart
-// both set it) so the cache's NetworkPolicy lets the operator in.
+// both set it) so the cache's and the broker's NetworkPolicies let the
+// operator in.
 const OperatorPodLabel = "parser-operator"
 
 // OperatorPeer is the operator's pods, in any namespace.

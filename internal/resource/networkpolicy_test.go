@@ -234,7 +234,8 @@ func expectedPath(p *platformv1.ParserPlatform, src, dst netPod, port int32) boo
 			return true
 		}
 		rabbit := p.Spec.Queues.Broker.Type != platformv1.BrokerRedis
-		return rabbit && src.role == roleBroker && (port == ErlangPortMapper || port == RabbitDistribution || port == AMQPPort)
+		return rabbit && ((src.role == roleBroker && (port == ErlangPortMapper || port == RabbitDistribution || port == AMQPPort)) ||
+			(src.role == roleOperator && port == RabbitManagement))
 	}
 	return false
 }
@@ -399,6 +400,9 @@ func TestNetworkPolicyMatrixSpotChecks(t *testing.T) {
 		{"StatefulSet/vk-db-0", "StatefulSet/vk-db-1", PostgresPort, false},
 		{"StatefulSet/vk-broker", "StatefulSet/vk-cache", RedisPort, false},
 		{"Deployment/vk-auth", "StatefulSet/vk-broker", RabbitManagement, false},
+		{"operator", "StatefulSet/vk-broker", RabbitManagement, true},
+		{"operator", "StatefulSet/vk-broker", AMQPPort, false},
+		{"outside", "StatefulSet/vk-broker", RabbitManagement, false},
 		{"prometheus", "Deployment/vk-auth", 8001, false},
 		{"service labels in another namespace", "StatefulSet/vk-db-0", PostgresPort, false},
 		{"another platform's service", "StatefulSet/vk-db-0", PostgresPort, false},
@@ -453,6 +457,14 @@ func TestNetworkPolicyMatrixCatchesBrokenPolicies(t *testing.T) {
 			return nps
 		},
 		want: "Deployment/vk-auth -> StatefulSet/vk-cache:16379 allowed, want denied",
+	}, {
+		name: "the operator's rule on the broker dropped",
+		breakIt: func(nps []*networkingv1.NetworkPolicy) []*networkingv1.NetworkPolicy {
+			broker := byName(nps, "broker")
+			broker.Spec.Ingress = broker.Spec.Ingress[:len(broker.Spec.Ingress)-1]
+			return nps
+		},
+		want: "operator -> StatefulSet/vk-broker:15672 denied, want allowed",
 	}, {
 		name: "gateway peer widened to a namespace selector",
 		breakIt: func(nps []*networkingv1.NetworkPolicy) []*networkingv1.NetworkPolicy {
