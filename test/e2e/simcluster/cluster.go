@@ -5,8 +5,8 @@
 // Running and Ready, PVCs of the default StorageClass bind, the garbage
 // collector and Pod Security admission are the real ones. Pods have loopback
 // IPs (127.N.x.y), so where a test needs the pod itself to be real, the
-// harness starts the real server on the pod's IP: every pod whose container
-// runs redis-server gets one (see redis.go).
+// harness starts the real server on the pod's IP: redis-server, PostgreSQL
+// and RabbitMQ behind the pods that run them (the runtime, runtime.go).
 //
 // The e2e suite starts it in-process (Start); hack/simcluster.sh runs the
 // same code as a command (test/e2e/cmd/simcluster) for `make demo` and for
