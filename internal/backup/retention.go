@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/minio/minio-go/v7"
 )
@@ -16,7 +17,7 @@ import (
 func PlanRetention(sets []SetInfo, retain int) []string {
 	retain = max(retain, 1)
 	sorted := slices.Clone(sets)
-	slices.SortFunc(sorted, func(a, b SetInfo) int { return compareIDs(a.ID, b.ID) })
+	slices.SortFunc(sorted, func(a, b SetInfo) int { return strings.Compare(a.ID, b.ID) })
 	newestComplete := ""
 	kept := 0
 	keep := map[string]bool{}
@@ -41,16 +42,6 @@ func PlanRetention(sets []SetInfo, retain int) []string {
 		}
 	}
 	return del
-}
-
-func compareIDs(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Prune deletes the sets PlanRetention chooses and returns their IDs.
