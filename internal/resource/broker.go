@@ -57,6 +57,19 @@ func isRedisBroker(p *platformv1.ParserPlatform) bool {
 // BrokerName is the broker's StatefulSet, Service, ConfigMap and Secret.
 func BrokerName(p *platformv1.ParserPlatform) string { return StatefulSetName(p.Name, brokerName) }
 
+// BrokerPodSelector selects the broker's pods (the operator reaches their
+// management API at their IPs).
+func BrokerPodSelector(p *platformv1.ParserPlatform) map[string]string {
+	return SelectorLabels(p, brokerName)
+}
+
+// IsRabbitMQBroker is true when the spec declares queues on a RabbitMQ
+// broker: only then does the operator manage queues on it (a Redis broker's
+// queues are lists Celery creates on its own).
+func IsRabbitMQBroker(p *platformv1.ParserPlatform) bool {
+	return hasQueues(p) && !isRedisBroker(p)
+}
+
 // BrokerHeadlessName is the broker's governing Service.
 func BrokerHeadlessName(p *platformv1.ParserPlatform) string {
 	return Name(p.Name, brokerName, "headless")
