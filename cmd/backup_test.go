@@ -196,6 +196,10 @@ func (p *drPlatform) sh(db, script string) (stdout, stderr string, err error) {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err = cmd.Run()
+	// Whatever a Job prints ends in its log: the secret key must never be there.
+	if strings.Contains(out.String()+errb.String(), s3test.SecretAccessKey) {
+		p.t.Errorf("%s printed the secret access key:\n%s%s", script, out.String(), errb.String())
+	}
 	return out.String(), errb.String(), err
 }
 
