@@ -213,7 +213,8 @@ func RenderRabbitConf(definitionsDir string, port int32, nodes ...string) string
 listeners.tcp.default = %d
 # Every file of this directory is imported at boot, in name order: the
 # queues of the spec (queues.json, ConfigMap) and the user (users.json,
-# Secret).
+# Secret). The import only adds: a running broker gets queue changes from
+# the operator, over the management API, without a restart.
 load_definitions = %s
 loopback_users = none
 # Logs go to the container's output, and only there: the root file system

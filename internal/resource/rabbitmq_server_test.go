@@ -48,6 +48,15 @@ func TestGoldenQueueDefinitions(t *testing.T) {
 	assertGolden(t, "queues.json.golden", RenderQueueDefinitions(withSeedQueues(samplePlatform())))
 }
 
+// TestGoldenRabbitConf pins the broker's rabbitmq.conf for a 3-node broker:
+// listeners, definitions, console-only logging, cluster members.
+func TestGoldenRabbitConf(t *testing.T) {
+	p := withSeedQueues(samplePlatform())
+	p.Spec.Queues.Broker.Replicas = 3
+	cm := find[*corev1.ConfigMap](t, brokerChildren(p, Credentials{}), BrokerName(p))
+	assertGolden(t, "rabbitmq.conf.golden", cm.Data[RabbitConfKey])
+}
+
 // Credentials shaped like generated ones.
 const (
 	testBrokerPassword = "Cr3d9f8e7d6c5b4a39281706f5e4d3c2"
