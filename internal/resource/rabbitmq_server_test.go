@@ -1061,3 +1061,52 @@ func (a *amqpBroker) drain(queue string) int {
 		n++
 	}
 }
+
+// TestBrokerConfigHash: the broker rolls when what it reads only at boot
+// changes (rabbitmq.conf, the cookie, the user's password), never for a
+// queue edit, which the operator applies live; secret values reach the pod
+// template only through the hash.
+func TestBrokerConfigHash(t *testing.T) {
+	hash := func(p *platformv1.ParserPlatform, password, cookie string) string {
+		t.Helper()
+		children := brokerChildren(p, Credentials{
+			{Secret: BrokerName(p), Key: KeyPassword}:     password,
+			{Secret: BrokerName(p), Key: KeyErlangCookie}: cookie,
+		})
+		sts := find[*appsv1.StatefulSet](t, children, BrokerName(p))
+		h := sts.Spec.Template.Annotations[AnnotationConfigHash]
+		text, err := json.Marshal(sts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(text), password) || strings.Contains(string(text), cookie) {
+			t.Error("the broker's StatefulSet holds the password or the cookie in plain")
+		}
+		return h
+	}
+	base := hash(withSeedQueues(samplePlatform()), testBrokerPassword, testBrokerCookie)
+	for _, tc := range []struct {
+		name             string
+		change           func(*platformv1.ParserPlatform)
+		password, cookie string
+		rolls            bool
+	}{
+		{"nothing changed", func(*platformv1.ParserPlatform) {}, testBrokerPassword, testBrokerCookie, false},
+		{"queue added", func(p *platformv1.ParserPlatform) {
+			p.Spec.Queues.Queues = append(p.Spec.Queues.Queues, platformv1.QueueSpec{Name: "reports"})
+		}, testBrokerPassword, testBrokerCookie, false},
+		{"queue removed", func(p *platformv1.ParserPlatform) { p.Spec.Queues.Queues = p.Spec.Queues.Queues[:1] }, testBrokerPassword, testBrokerCookie, false},
+		{"routing key changed", func(p *platformv1.ParserPlatform) { p.Spec.Queues.Queues[0].RoutingKey = "parse.v2" }, testBrokerPassword, testBrokerCookie, false},
+		{"Erlang cookie changed", func(*platformv1.ParserPlatform) {}, testBrokerPassword, testBrokerCookie + "x", true},
+		{"password changed (users.json)", func(*platformv1.ParserPlatform) {}, testBrokerPassword + "x", testBrokerCookie, true},
+		{"cluster members changed (rabbitmq.conf)", func(p *platformv1.ParserPlatform) { p.Spec.Queues.Broker.Replicas = 3 }, testBrokerPassword, testBrokerCookie, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := withSeedQueues(samplePlatform())
+			tc.change(p)
+			if got := hash(p, tc.password, tc.cookie); (got != base) != tc.rolls {
+				t.Errorf("broker config hash %s -> %s: rolled=%v, want %v", base, got, got != base, tc.rolls)
+			}
+		})
+	}
+}
