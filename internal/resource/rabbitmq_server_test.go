@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -86,6 +87,23 @@ func (b *brokerPod) inPod(path string) string { return filepath.Join(b.root, pat
 // enables must at least exist.
 func bootBrokerPod(t *testing.T, rmq rabbitMQ, p *platformv1.ParserPlatform, management bool) *brokerPod {
 	t.Helper()
+	return bootBrokerPodWith(t, rmq, p, brokerBoot{management: management})
+}
+
+// brokerBoot are the choices of bootBrokerPodWith.
+type brokerBoot struct {
+	management bool
+	node       string // the node name; "" for a new one
+	// dataVolume, when set, is the directory the pod's PVC mount gets (the
+	// volume of an earlier pod), instead of a fresh empty one.
+	dataVolume string
+	// mnesiaBase, when set, replaces the pod's RABBITMQ_MNESIA_BASE (a path
+	// of the test's file system).
+	mnesiaBase string
+}
+
+func bootBrokerPodWith(t *testing.T, rmq rabbitMQ, p *platformv1.ParserPlatform, opts brokerBoot) *brokerPod {
+	t.Helper()
 	children := brokerChildren(p, Credentials{
 		{Secret: BrokerName(p), Key: KeyPassword}:     testBrokerPassword,
 		{Secret: BrokerName(p), Key: KeyErlangCookie}: testBrokerCookie,
@@ -102,6 +120,15 @@ func bootBrokerPod(t *testing.T, rmq rabbitMQ, p *platformv1.ParserPlatform, man
 	init := sts.Spec.Template.Spec.InitContainers[0]
 	podFilesystem(t, b.root, sts, init, children)
 	podFilesystem(t, b.root, sts, b.container, children)
+	if opts.dataVolume != "" {
+		target := b.inPod(mountPathOf(t, b.container, dataVolumeName))
+		if err := os.Remove(target); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(opts.dataVolume, target); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	defsDir := rabbitDefinitionsDir(t, cm.Data[RabbitConfKey])
 	if cm.Data[RabbitConfKey] != RenderRabbitConf(defsDir, AMQPPort, rabbitNodes(p)...) {
@@ -115,7 +142,7 @@ func bootBrokerPod(t *testing.T, rmq rabbitMQ, p *platformv1.ParserPlatform, man
 	conf := RenderRabbitConf(b.inPod(defsDir), int32(b.amqpPort))
 	pluginsFile := b.env["RABBITMQ_ENABLED_PLUGINS_FILE"]
 	assertPluginsExist(t, readFile(t, b.inPod(pluginsFile)))
-	if management {
+	if opts.management {
 		b.mgmtPort = freePort(t)
 		conf += fmt.Sprintf("management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %d\n", b.mgmtPort)
 		writeThrough(t, b.inPod(pluginsFile), "[rabbitmq_management].\n")
@@ -129,12 +156,19 @@ func bootBrokerPod(t *testing.T, rmq rabbitMQ, p *platformv1.ParserPlatform, man
 	runInitContainer(t, rmq, b.root, init)
 
 	distPort, epmdPort := freePort(t), freePort(t)
-	node := "t" + randomHex(t, 4) + "@localhost"
+	node := opts.node
+	if node == "" {
+		node = "t" + randomHex(t, 4) + "@localhost"
+	}
+	mnesiaBase := b.inPod(b.env["RABBITMQ_MNESIA_BASE"])
+	if opts.mnesiaBase != "" {
+		mnesiaBase = opts.mnesiaBase
+	}
 	b.srv = startRabbit(t, rmq, b.root, node, map[string]string{
 		"HOME":                          b.inPod(b.env["HOME"]),
 		"RABBITMQ_CONFIG_FILE":          b.inPod(b.env["RABBITMQ_CONFIG_FILE"]),
 		"RABBITMQ_ENABLED_PLUGINS_FILE": b.inPod(pluginsFile),
-		"RABBITMQ_MNESIA_BASE":          b.inPod(b.env["RABBITMQ_MNESIA_BASE"]),
+		"RABBITMQ_MNESIA_BASE":          mnesiaBase,
 		"RABBITMQ_LOG_BASE":             filepath.Join(b.root, "log"),
 		"RABBITMQ_UPGRADE_LOG":          b.env["RABBITMQ_UPGRADE_LOG"],
 		"RABBITMQ_NODENAME":             node,
@@ -143,6 +177,18 @@ func bootBrokerPod(t *testing.T, rmq rabbitMQ, p *platformv1.ParserPlatform, man
 		"ERL_EPMD_PORT": strconv.Itoa(epmdPort),
 	}, b.amqpPort, b.mgmtPort)
 	return b
+}
+
+// mountPathOf is where the container mounts the volume.
+func mountPathOf(t *testing.T, c corev1.Container, volume string) string {
+	t.Helper()
+	for _, m := range c.VolumeMounts {
+		if m.Name == volume {
+			return m.MountPath
+		}
+	}
+	t.Fatalf("container %s does not mount volume %s", c.Name, volume)
+	return ""
 }
 
 // runInitContainer runs an init container's command as the pod's user, its
@@ -306,6 +352,41 @@ func celeryBindings(t *testing.T, srv *rabbitServer) []string {
 	return bindings
 }
 
+// TestRabbitMQDataSurvivesTheLayoutChange: a broker of the earlier layout
+// (the PVC at HOME, the database at <PVC>/mnesia/<node>) restarted on this
+// one (the PVC at HOME/mnesia) finds its queues and every message where it
+// left them: nothing is moved, and a new broker would not see an empty
+// database where the old one kept its tasks.
+func TestRabbitMQDataSurvivesTheLayoutChange(t *testing.T) {
+	rmq := requireRabbitMQ(t)
+	p := withSeedQueues(samplePlatform())
+	node := "t" + randomHex(t, 4) + "@localhost"
+	pvc := rabbitTempDir(t, rmq)
+	// Before: the image's default base, HOME/mnesia, with the PVC at HOME.
+	before := bootBrokerPodWith(t, rmq, p, brokerBoot{node: node, mnesiaBase: filepath.Join(pvc, "mnesia")})
+	conn, err := amqp.Dial(fmt.Sprintf("amqp://%s:%s@127.0.0.1:%d/", BrokerUser, testBrokerPassword, before.amqpPort))
+	if err != nil {
+		t.Fatalf("AMQP: %v", err)
+	}
+	(&amqpBroker{t: t, conn: conn}).publish("parser", brokerMessages)
+	_ = conn.Close()
+	before.srv.shutdown()
+	chownTree(t, pvc, rmq.uid, rmq.gid)
+
+	// After: the same volume mounted where this layout mounts it.
+	after := bootBrokerPodWith(t, rmq, p, brokerBoot{node: node, dataVolume: pvc})
+	conn, err = amqp.Dial(fmt.Sprintf("amqp://%s:%s@127.0.0.1:%d/", BrokerUser, testBrokerPassword, after.amqpPort))
+	if err != nil {
+		t.Fatalf("AMQP: %v", err)
+	}
+	defer func() { _ = conn.Close() }()
+	got := (&amqpBroker{t: t, conn: conn}).count("parser")
+	if got != brokerMessages {
+		t.Errorf("after the layout change queue parser holds %d messages, want the %d published before", got, brokerMessages)
+	}
+	t.Logf("layout change: parser published %d before, counted %d after, lost %d", brokerMessages, got, brokerMessages-got)
+}
+
 // TestRabbitMQDefinitionsDirectoryHoldsOnlyDefinitions needs no server:
 // RabbitMQ imports every entry of the load_definitions directory and gives
 // up at the first that is not a readable file, so in the pod (laid out as
@@ -390,6 +471,8 @@ type rabbitServer struct {
 	env  []string
 	root string
 	out  *testutil.SyncBuffer // the node's console
+	// shutdown stops the node now; the test's cleanup calls it too.
+	shutdown func()
 }
 
 // startRabbit boots a node as the rabbitmq user with env and waits, at most
@@ -415,7 +498,9 @@ func startRabbit(t *testing.T, rmq rabbitMQ, root, node string, env map[string]s
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { srv.stop(t, cmd.Process.Pid, exited, env["ERL_EPMD_PORT"]) })
+	var once sync.Once
+	srv.shutdown = func() { once.Do(func() { srv.stop(t, cmd.Process.Pid, exited, env["ERL_EPMD_PORT"]) }) }
+	t.Cleanup(srv.shutdown)
 
 	ports := []int{port}
 	if mgmtPort != 0 {
