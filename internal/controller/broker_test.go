@@ -64,14 +64,18 @@ var _ = Describe("Broker queue reconciliation", func() {
 		Expect(out.refusals).To(BeEmpty(), "an unreachable broker refuses nothing")
 	})
 
-	It("bounds the wait on a pod whose address does not answer", func() {
+	It("bounds the wait on pods whose addresses do not answer: one request timeout for all", func() {
 		// 192.0.2.0/24 is TEST-NET-1: nothing answers there.
-		createRunningBrokerPod(ctx, p, 0, "192.0.2.10")
+		for i := range 3 {
+			createRunningBrokerPod(ctx, p, i, fmt.Sprintf("192.0.2.%d", 10+i))
+		}
 		start := time.Now()
 		out := r.syncBrokerQueues(ctx, p, creds, PodManagementAddress)
 		Expect(time.Since(start)).To(BeNumerically("<", brokerRequestTimeout+2*time.Second))
 		Expect(out.reason).To(Equal(ReasonBrokerNotReached))
-		Expect(out.message).To(ContainSubstring(fmt.Sprintf("192.0.2.10:%d", resource.RabbitManagement)))
+		for i := range 3 {
+			Expect(out.message).To(ContainSubstring(fmt.Sprintf("vk-broker-%d (192.0.2.%d:%d)", i, 10+i, resource.RabbitManagement)))
+		}
 	})
 
 	It("has nothing to do for a Redis broker", func() {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -151,25 +152,41 @@ func (r *ParserPlatformReconciler) runningBrokerPods(ctx context.Context, p *pla
 	return pods, nil
 }
 
-// dialBroker returns a client of the first pod whose management API
-// answers and takes the broker user's password (any node serves the whole
-// cluster). The error names every pod tried and why it failed.
+// dialBroker returns a client of the first pod, by name, whose management
+// API answers and takes the broker user's password (any node serves the
+// whole cluster). Pods are tried at once, so pods that do not answer cost
+// one request timeout, not one each. The error names every pod and why.
 func dialBroker(ctx context.Context, pods []corev1.Pod, resolve BrokerResolver, secret, password string) (*rabbitmq.Client, error) {
-	var failures []string
-	for _, pod := range pods {
-		addr := resolve(pod.Name, pod.Status.PodIP)
-		c := rabbitmq.NewClient(addr, resource.BrokerUser, password, brokerRequestTimeout)
-		err := c.Ping(ctx)
-		if err == nil {
-			return c, nil
-		}
-		c.Close()
-		var api *rabbitmq.APIError
-		if errors.As(err, &api) && api.Status == http.StatusUnauthorized {
-			failures = append(failures, fmt.Sprintf("%s refused user %s with the password of Secret %s", pod.Name, resource.BrokerUser, secret))
-			continue
-		}
-		failures = append(failures, fmt.Sprintf("%s (%s): %v", pod.Name, addr, err))
+	clients := make([]*rabbitmq.Client, len(pods))
+	errs := make([]error, len(pods))
+	var wg sync.WaitGroup
+	for i, pod := range pods {
+		clients[i] = rabbitmq.NewClient(resolve(pod.Name, pod.Status.PodIP), resource.BrokerUser, password, brokerRequestTimeout)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = clients[i].Ping(ctx)
+		}()
 	}
-	return nil, fmt.Errorf("management API unreachable on %s", strings.Join(failures, "; "))
+	wg.Wait()
+	var chosen *rabbitmq.Client
+	var failures []string
+	for i, pod := range pods {
+		var api *rabbitmq.APIError
+		switch {
+		case errs[i] == nil && chosen == nil:
+			chosen = clients[i]
+			continue
+		case errs[i] == nil:
+		case errors.As(errs[i], &api) && api.Status == http.StatusUnauthorized:
+			failures = append(failures, fmt.Sprintf("%s refused user %s with the password of Secret %s", pod.Name, resource.BrokerUser, secret))
+		default:
+			failures = append(failures, fmt.Sprintf("%s (%s): %v", pod.Name, resolve(pod.Name, pod.Status.PodIP), errs[i]))
+		}
+		clients[i].Close()
+	}
+	if chosen == nil {
+		return nil, fmt.Errorf("management API unreachable on %s", strings.Join(failures, "; "))
+	}
+	return chosen, nil
 }
