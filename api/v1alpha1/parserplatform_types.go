@@ -18,6 +18,13 @@ import (
 // +kubebuilder:printcolumn:name="Cache",type=integer,JSONPath=`.spec.cache.masters`,description="Redis Cluster masters"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 45",messageExpression="'metadata.name must be a DNS-1035 label of at most 45 characters (this one has %d): lower-case letters, digits and hyphens, starting with a letter and ending with a letter or digit; it prefixes the names of Services and StatefulSets'.format([size(self.metadata.name)])",message="metadata.name must be a DNS-1035 label of at most 45 characters (lower-case letters, digits and '-', starting with a letter): it prefixes the names of Services and StatefulSets"
+// Names longer than 63 characters are cut and end in "-" and 8 hex digits
+// of a hash (resource.ChildName). A service or queue whose own name ends
+// that way could then give two children one name, and the two would
+// overwrite each other on every reconcile: refused while any name of the
+// same list is long enough to be cut.
+// +kubebuilder:validation:XValidation:rule="!self.spec.services.exists(s, size(self.metadata.name) + 1 + size(s.name) > 63) || !self.spec.services.exists(s, s.name.matches('-[0-9a-f]{8}$'))",messageExpression="'services[].name: %s end in a hyphen and 8 hex digits, the suffix the operator gives child names it shortens, and %s is long enough to be shortened (%s-<service> over 63 characters): two children could get one name; rename the service'.format([self.spec.services.filter(s, s.name.matches('-[0-9a-f]{8}$')).map(s, s.name), self.spec.services.filter(s, size(self.metadata.name) + 1 + size(s.name) > 63).map(s, s.name), self.metadata.name])",message="services[].name must not end in a hyphen and 8 hex digits while another service name is long enough to be shortened: two children could get one name",fieldPath=".spec.services"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.queues) || !has(self.spec.queues.queues) || !self.spec.queues.queues.exists(q, size(self.metadata.name) + 8 + size(q.name) > 63) || !self.spec.queues.queues.exists(q, q.name.matches('-[0-9a-f]{8}$'))",messageExpression="'queues.queues[].name: %s end in a hyphen and 8 hex digits, the suffix the operator gives child names it shortens, and %s is long enough to be shortened (%s-worker-<queue> over 63 characters): two workers could get one name; rename the queue'.format([self.spec.queues.queues.filter(q, q.name.matches('-[0-9a-f]{8}$')).map(q, q.name), self.spec.queues.queues.filter(q, size(self.metadata.name) + 8 + size(q.name) > 63).map(q, q.name), self.metadata.name])",message="queues.queues[].name must not end in a hyphen and 8 hex digits while another queue name is long enough to be shortened: two workers could get one name",fieldPath=".spec.queues.queues"
 type ParserPlatform struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -438,8 +445,11 @@ type QueuesSpec struct {
 
 // BrokerSpec is the Celery broker.
 type BrokerSpec struct {
-	// type is rabbitmq (default) or redis.
+	// type is rabbitmq (default) or redis. It cannot change after
+	// creation: a broker of the other type would start on the same volumes
+	// and the tasks queued in the old one would be abandoned.
 	// +kubebuilder:default=rabbitmq
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",messageExpression="'queues.broker.type cannot change after creation (from %s to %s): the new broker would start on the volumes of the old one and the tasks queued in it would be lost; drain the queues and create a new platform for the other type'.format([oldSelf, self])",message="queues.broker.type cannot change after creation: the tasks queued in the old broker would be lost"
 	// +optional
 	Type BrokerType `json:"type,omitempty"`
 
@@ -448,10 +458,13 @@ type BrokerSpec struct {
 	// +optional
 	Image string `json:"image,omitempty"`
 
-	// replicas of the broker StatefulSet.
+	// replicas of the broker StatefulSet. It can grow but not shrink:
+	// RabbitMQ keeps each classic queue on one node, so removing nodes would
+	// strand the queues (and their messages) hosted on them.
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=7
+	// +kubebuilder:validation:XValidation:rule="self >= oldSelf",messageExpression="'queues.broker.replicas cannot be lowered (from %d to %d): RabbitMQ keeps each queue on one node, and the queues and messages of the removed nodes would be stranded; keep %d'.format([oldSelf, self, oldSelf])",message="queues.broker.replicas cannot be lowered: the queues and messages of the removed nodes would be stranded"
 	// +optional
 	Replicas int32 `json:"replicas,omitempty"`
 
