@@ -12,10 +12,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+	"github.com/vkparser/parser-operator/internal/resource"
 )
 
 // restartedAtAnnotation is set on pod templates by `kubectl rollout restart`;
@@ -52,6 +52,9 @@ type childWriter struct {
 	owner  *platformv1.ParserPlatform
 	// hpaTargets are the workloads whose replicas belong to an HPA.
 	hpaTargets map[string]bool
+	// note records a deliberate step on a child beyond a create or update
+	// (a volume expanded); safe to call from parallel writes.
+	note func(reason, msg string)
 }
 
 func (w *childWriter) ensure(ctx context.Context, desired client.Object) (action, error) {
@@ -67,7 +70,14 @@ func (w *childWriter) ensure(ctx context.Context, desired client.Object) (action
 	if err != nil {
 		return actionNone, err
 	}
-	if !metav1.IsControlledBy(live, w.owner) {
+	if live.GetDeletionTimestamp() != nil {
+		// Being deleted (a StatefulSet re-created for its storage, waiting
+		// for the garbage collector to orphan its pods): its deletion
+		// brings the next reconcile, which creates it anew.
+		return actionNone, nil
+	}
+	adopting := !metav1.IsControlledBy(live, w.owner)
+	if adopting && !retainedFor(live, w.owner) {
 		return actionNone, errNotOwned
 	}
 	act := actionNone
@@ -75,18 +85,40 @@ func (w *childWriter) ensure(ctx context.Context, desired client.Object) (action
 	if err != nil {
 		return actionNone, err
 	}
-	if !ok {
-		if err := w.client.Update(ctx, w.updated(desired, live)); err != nil {
+	if !ok || adopting {
+		out := w.updated(desired, live)
+		if adopting {
+			adopt(out, w.owner)
+		}
+		if err := w.client.Update(ctx, out); err != nil {
 			return actionNone, err
 		}
 		act = actionUpdated
 	}
-	return act, immutableDrift(desired, live)
+	return act, w.reconcileStorage(ctx, desired, live)
+}
+
+// retainedFor tells whether live is a credentials Secret that a deleted
+// platform of owner's name left with its retained volumes: the one object a
+// platform takes over without owning it already.
+func retainedFor(live client.Object, owner *platformv1.ParserPlatform) bool {
+	_, isSecret := live.(*corev1.Secret)
+	return isSecret && metav1.GetControllerOf(live) == nil &&
+		live.GetAnnotations()[resource.AnnotationRetainedFor] == owner.Name &&
+		live.GetLabels()[resource.LabelInstance] == owner.Name
+}
+
+// adopt makes the platform the controller of a retained Secret again.
+func adopt(out client.Object, owner *platformv1.ParserPlatform) {
+	out.SetOwnerReferences(append(out.GetOwnerReferences(), resource.OwnerReference(owner)))
+	annotations := out.GetAnnotations()
+	delete(annotations, resource.AnnotationRetainedFor)
+	out.SetAnnotations(annotations)
 }
 
 // skipPaths leaves out of the comparison what the operator does not write:
 // replicas an HPA owns, and a StatefulSet's volume claim templates, which
-// the API server does not let change (immutableDrift reports them).
+// the API server does not let change (reconcileStorage handles them).
 func (w *childWriter) skipPaths(obj client.Object) [][]string {
 	var paths [][]string
 	if w.ownedByHPA(obj) {
@@ -96,29 +128,6 @@ func (w *childWriter) skipPaths(obj client.Object) [][]string {
 		paths = append(paths, []string{"spec", "volumeClaimTemplates"})
 	}
 	return paths
-}
-
-// immutableDrift refuses what a StatefulSet cannot change in place: its
-// volume claim templates (storage size or class). The running volumes keep
-// what they have; the user resizes PVCs by hand.
-func immutableDrift(desired, live client.Object) error {
-	d, ok := desired.(*appsv1.StatefulSet)
-	if !ok {
-		return nil
-	}
-	l := live.(*appsv1.StatefulSet)
-	for i, want := range d.Spec.VolumeClaimTemplates {
-		if i >= len(l.Spec.VolumeClaimTemplates) || !equalClaim(want, l.Spec.VolumeClaimTemplates[i]) {
-			return &refusal{reason: "StorageChangeRefused", msg: fmt.Sprintf(
-				"StatefulSet %s: its volume claim templates cannot change (storage size or class); existing volumes keep theirs, resize the PVCs by hand", d.Name)}
-		}
-	}
-	return nil
-}
-
-func equalClaim(want, have corev1.PersistentVolumeClaim) bool {
-	return want.Spec.Resources.Requests.Storage().Cmp(*have.Spec.Resources.Requests.Storage()) == 0 &&
-		ptr.Deref(want.Spec.StorageClassName, "") == ptr.Deref(have.Spec.StorageClassName, "")
 }
 
 func (w *childWriter) ownedByHPA(obj client.Object) bool {

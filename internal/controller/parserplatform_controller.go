@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -25,6 +26,7 @@ import (
 	"github.com/vkparser/parser-operator/internal/metrics"
 	"github.com/vkparser/parser-operator/internal/rediscluster"
 	"github.com/vkparser/parser-operator/internal/resource"
+	"github.com/vkparser/parser-operator/internal/status"
 )
 
 // refusalRetryInterval is how often a refused child (owned by someone else)
@@ -51,7 +53,8 @@ type ParserPlatformReconciler struct {
 // +kubebuilder:rbac:groups=platform.vkparser.io,resources=parserplatforms/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=platform.vkparser.io,resources=parserplatforms/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=serviceaccounts;secrets;configmaps;services,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=list;delete
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;list;patch;delete
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=storageclasses,verbs=get
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
@@ -76,11 +79,13 @@ func (r *ParserPlatformReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, r.finalize(ctx, p)
 	}
 
+	// Even while paused: deletion must find the finalizer whatever happens
+	// to the platform meanwhile.
+	if err := r.syncDataFinalizer(ctx, p); err != nil {
+		return ctrl.Result{}, err
+	}
 	var res reconcileResult
 	if !p.Spec.Paused {
-		if err := r.syncDataFinalizer(ctx, p); err != nil {
-			return ctrl.Result{}, err
-		}
 		res = r.reconcileChildren(ctx, p)
 	}
 	if err := r.updateStatus(ctx, p, res); apierrors.IsConflict(err) {
@@ -106,22 +111,48 @@ func (r *ParserPlatformReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 // first (so builders stay pure), then every child in order, then the removal
 // of children the spec no longer asks for.
 func (r *ParserPlatformReconciler) reconcileChildren(ctx context.Context, p *platformv1.ParserPlatform) reconcileResult {
-	creds, err := r.resolveCredentials(ctx, p)
+	creds, missing, err := r.resolveCredentials(ctx, p)
 	if err != nil {
 		return reconcileResult{errs: []error{err}}
 	}
-	desired := resource.Children(p, creds)
+	desired, withheld := withholdChildren(resource.Children(p, creds), missing)
 	liveCache, err := r.liveStatefulSet(ctx, p.Namespace, resource.CacheName(p))
 	if err != nil {
 		return reconcileResult{errs: []error{err}}
 	}
 	keepCacheUntilDrained(desired, liveCache)
 	res := r.applyChildren(ctx, p, desired)
-	res.merge(r.pruneChildren(ctx, p, desired))
+	res.merge(r.refuseMissingCredentials(p, missing))
+	res.merge(r.pruneChildren(ctx, p, slices.Concat(desired, withheld)))
 	res.merge(r.reconcileServiceMonitor(ctx, p))
-	cache := r.reconcileCacheCluster(ctx, p, creds)
-	res.cache = &cache
+	if !missingFor(missing, resource.ComponentCache) {
+		cache := r.reconcileCacheCluster(ctx, p, creds)
+		res.cache = &cache
+	}
 	return res
+}
+
+// refuseMissingCredentials reports each missing credential: a Warning event
+// (once), Degraded, and the False condition of its area.
+func (r *ParserPlatformReconciler) refuseMissingCredentials(p *platformv1.ParserPlatform, missing []missingCredential) reconcileResult {
+	var res reconcileResult
+	for _, m := range missing {
+		res.refusals = append(res.refusals, m.Error())
+		res.missing = append(res.missing, status.MissingCredential{Condition: areaOfComponent[m.Component], Message: m.Error()})
+		r.warnOnce(p, "CredentialsMissing", m.Error())
+	}
+	return res
+}
+
+// areaOfComponent is the condition that reports each stateful component.
+var areaOfComponent = map[string]string{
+	resource.ComponentDatabase: status.TypeDatabaseReady,
+	resource.ComponentCache:    status.TypeCacheReady,
+	resource.ComponentBroker:   status.TypeQueuesReady,
+}
+
+func missingFor(missing []missingCredential, component string) bool {
+	return slices.ContainsFunc(missing, func(m missingCredential) bool { return m.Component == component })
 }
 
 func (r *ParserPlatformReconciler) liveStatefulSet(ctx context.Context, namespace, name string) (*appsv1.StatefulSet, error) {
@@ -142,11 +173,14 @@ type reconcileResult struct {
 	monitoring *metav1.Condition
 	// cache is the Redis Cluster's state, when it was reconciled.
 	cache *cacheOutcome
+	// missing are credentials that cannot be made again over existing data.
+	missing []status.MissingCredential
 }
 
 func (r *reconcileResult) merge(o reconcileResult) {
 	r.errs = append(r.errs, o.errs...)
 	r.refusals = append(r.refusals, o.refusals...)
+	r.missing = append(r.missing, o.missing...)
 	if o.monitoring != nil {
 		r.monitoring = o.monitoring
 	}

@@ -19,7 +19,8 @@ import (
 // applyChildren ensures every desired child, in order, and records an event
 // for each one created or updated.
 func (r *ParserPlatformReconciler) applyChildren(ctx context.Context, p *platformv1.ParserPlatform, desired []client.Object) reconcileResult {
-	w := &childWriter{client: r.Client, reader: r.APIReader, owner: p, hpaTargets: hpaTargets(desired)}
+	w := &childWriter{client: r.Client, reader: r.APIReader, owner: p, hpaTargets: hpaTargets(desired),
+		note: func(reason, msg string) { r.event(p, "Normal", reason, "Update", msg) }}
 	outcomes := make([]childOutcome, len(desired))
 	// Two phases: what pods read (ServiceAccount, Secrets, ConfigMaps) first,
 	// so no pod starts without its configuration; then everything else.

@@ -22,6 +22,7 @@ func (r *ParserPlatformReconciler) updateStatus(ctx context.Context, p *platform
 	}
 	observed.Problems = res.problems()
 	observed.Monitoring = res.monitoring
+	observed.MissingCredentials = res.missing
 	if res.cache != nil {
 		observed.CacheFormed, observed.CacheDetail, observed.CacheCluster = res.cache.formed, res.cache.detail, res.cache.summary
 	} else {

@@ -139,12 +139,12 @@ var _ = Describe("ParserPlatform stateful tier", func() {
 
 	It("refuses a storage change a StatefulSet cannot make, and keeps reconciling the rest", func() {
 		updatePlatform(ctx, p, func(p *platformv1.ParserPlatform) {
-			p.Spec.Database.Storage.Size = ptrQuantity("20Gi")
+			p.Spec.Database.Storage.Size = ptrQuantity("5Gi")
 			p.Spec.Services[0].Image = "auth:after-refusal"
 		})
 		Eventually(condition(ctx, p, "Degraded"), timeout, interval).Should(Satisfy(func(c *metav1.Condition) bool {
 			return c != nil && c.Status == metav1.ConditionTrue &&
-				containsAll(c.Message, "StatefulSet vk-db-0", "volume claim templates cannot change")
+				containsAll(c.Message, "StatefulSet vk-db-0", "volumes cannot shrink (from 10Gi to 5Gi)")
 		}))
 		sts := &appsv1.StatefulSet{}
 		Expect(get(ctx, sts, ns, "vk-db-0")()).To(Succeed())

@@ -77,6 +77,9 @@ type Observed struct {
 	// Monitoring is the ServiceMonitor's state, computed by the controller
 	// (it depends on API discovery): nil leaves the condition unset.
 	Monitoring *metav1.Condition
+	// MissingCredentials are generated values gone while the data they open
+	// exists: each makes its component's area condition False.
+	MissingCredentials []MissingCredential
 	// Problems are reconcile failures and refused operations, one line each
 	// ("Deployment vk-auth is not owned by this platform"); any makes the
 	// platform Degraded and not Ready.
@@ -89,9 +92,9 @@ func Apply(st *platformv1.ParserPlatformStatus, o Observed) {
 	areas := []metav1.Condition{
 		area(TypeServicesReady, o.Services, "ServicesAvailable"),
 		loadBalancerCondition(o),
-		area(TypeDatabaseReady, o.Shards, "ShardsAvailable"),
-		cacheCondition(o),
-		queuesCondition(o),
+		withCredentials(area(TypeDatabaseReady, o.Shards, "ShardsAvailable"), o.MissingCredentials),
+		withCredentials(cacheCondition(o), o.MissingCredentials),
+		withCredentials(queuesCondition(o), o.MissingCredentials),
 	}
 	for _, c := range areas {
 		set(st, o.Generation, c)
@@ -256,4 +259,29 @@ func components(o Observed) []platformv1.ComponentStatus {
 	}
 	slices.SortFunc(out, func(a, b platformv1.ComponentStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// MissingCredential is a credential of a component that the operator will
+// not generate again, because the component's data exists.
+type MissingCredential struct {
+	// Condition is the area condition of the component: DatabaseReady,
+	// CacheReady or QueuesReady.
+	Condition string
+	Message   string
+}
+
+// withCredentials turns an area's condition False when a credential of its
+// component is missing: its pods may still run (on the old value), but
+// nothing restarted or added will open the data.
+func withCredentials(c metav1.Condition, missing []MissingCredential) metav1.Condition {
+	var msgs []string
+	for _, m := range missing {
+		if m.Condition == c.Type {
+			msgs = append(msgs, m.Message)
+		}
+	}
+	if len(msgs) == 0 {
+		return c
+	}
+	return metav1.Condition{Type: c.Type, Status: metav1.ConditionFalse, Reason: "CredentialsMissing", Message: strings.Join(msgs, "; ")}
 }

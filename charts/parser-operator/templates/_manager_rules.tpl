@@ -22,7 +22,9 @@
   - persistentvolumeclaims
   verbs:
   - delete
+  - get
   - list
+  - patch
 - apiGroups:
   - ""
   resources:
@@ -131,4 +133,10 @@
   - patch
   - update
   - watch
+- apiGroups:
+  - storage.k8s.io
+  resources:
+  - storageclasses
+  verbs:
+  - get
 {{- end }}
