@@ -20,8 +20,8 @@ const (
 // appConfig is what every app container (services, gateway, workers) gets
 // from the platform: the registry, the shard map and every shard's
 // credentials as files, the cache and broker as environment variables
-// (secrets by reference, never inline). hash covers the mounted configuration,
-// so its change rolls the pods.
+// (secrets by reference, never inline). hash covers the mounted configuration
+// and the generated values, so a change of either rolls the pods.
 type appConfig struct {
 	env     []corev1.EnvVar
 	volumes []corev1.Volume
@@ -29,7 +29,7 @@ type appConfig struct {
 	hash    string
 }
 
-func newAppConfig(p *platformv1.ParserPlatform) appConfig {
+func newAppConfig(p *platformv1.ParserPlatform, creds Credentials) appConfig {
 	env := []corev1.EnvVar{
 		{Name: "PLATFORM_NAME", Value: p.Name},
 		{Name: "SERVICE_REGISTRY_FILE", Value: RegistryMountPath + "/" + RegistryFileKey},
@@ -54,8 +54,20 @@ func newAppConfig(p *platformv1.ParserPlatform) appConfig {
 			{Name: shardMapVolumeName, MountPath: ShardMapMountDir, ReadOnly: true},
 			{Name: dbCredentialsVolumeName, MountPath: DBCredentialsDir, ReadOnly: true},
 		},
-		hash: ConfigHash(RegistryConfigMap(p).Data, ShardMapConfigMap(p).Data),
+		hash: ConfigHash(RegistryConfigMap(p).Data, ShardMapConfigMap(p).Data, creds.Digest(appReadKeys(p)...)),
 	}
+}
+
+// appReadKeys are the generated values apps read: every one but the Erlang
+// cookie, which only broker nodes use.
+func appReadKeys(p *platformv1.ParserPlatform) []SecretKey {
+	var out []SecretKey
+	for _, k := range GeneratedKeys(p) {
+		if k.Key != KeyErlangCookie {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // dbCredentialsVolume projects every shard's credentials Secret into one

@@ -154,7 +154,8 @@ func cacheChildren(p *platformv1.ParserPlatform, creds Credentials) []client.Obj
 		servicePort("redis", RedisPort), servicePort("cluster-bus", RedisClusterBus))
 	return []client.Object{
 		config, auth, headless, clientService,
-		cacheWorkload(p, ConfigHash(config.Data)).StatefulSet(),
+		// auth.conf is read at start only: a new password must restart the nodes.
+		cacheWorkload(p, ConfigHash(config.Data, map[string]string{RedisAuthConfKey: RenderRedisAuthConf(password)})).StatefulSet(),
 		podDisruptionBudget(objectMeta(p, CacheName(p), cacheName, ComponentCache), SelectorLabels(p, cacheName)),
 	}
 }

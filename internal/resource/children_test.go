@@ -146,7 +146,7 @@ func TestChildrenOrderFollowsDependencies(t *testing.T) {
 	for _, o := range children {
 		key := kindOf(o) + "/" + o.GetName()
 		var needs []string
-		if tmpl := podTemplateOf(o); tmpl != nil {
+		if tmpl := PodTemplateOf(o); tmpl != nil {
 			needs = append(needs, "ServiceAccount/"+tmpl.Spec.ServiceAccountName)
 			for _, v := range tmpl.Spec.Volumes {
 				if v.ConfigMap != nil {
@@ -361,6 +361,10 @@ func TestConfigHashRollsOnlyOnConfigChange(t *testing.T) {
 func TestConfigHashIsTheMountedConfig(t *testing.T) {
 	p := samplePlatform()
 	children := Children(p, testCredentials)
+	credentialSecrets := map[string]bool{}
+	for _, name := range DataCredentialSecrets(p) {
+		credentialSecrets[name] = true
+	}
 	configs := map[string]map[string]string{}
 	for _, o := range children {
 		if cm, ok := o.(*corev1.ConfigMap); ok {
@@ -377,6 +381,10 @@ func TestConfigHashIsTheMountedConfig(t *testing.T) {
 		if len(mounted) == 0 {
 			t.Errorf("%s mounts no ConfigMap", name)
 			continue
+		}
+		// Apps also read the generated values (TestGeneratedValuesRollTheirReaders).
+		if ReadsAnySecret(tmpl, credentialSecrets) {
+			mounted = append(mounted, testCredentials.Digest(appReadKeys(p)...))
 		}
 		if got, want := tmpl.Annotations[AnnotationConfigHash], ConfigHash(mounted...); got != want {
 			t.Errorf("%s: config hash %s, want %s (the hash of the ConfigMaps it mounts)", name, got, want)

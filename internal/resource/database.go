@@ -77,7 +77,7 @@ func databaseChildren(p *platformv1.ParserPlatform, creds Credentials) []client.
 		out = append(out,
 			shardSecret(p, i, creds.Get(ShardSecretName(p, i), KeyPassword)),
 			headlessService(p, ShardStatefulSetName(p, i), name, ComponentDatabase, servicePort("postgres", PostgresPort)),
-			shardWorkload(p, i).StatefulSet(),
+			shardWorkload(p, i, creds).StatefulSet(),
 		)
 	}
 	return out
@@ -90,21 +90,35 @@ func shardSecret(p *platformv1.ParserPlatform, i int, password string) *corev1.S
 	})
 }
 
-func shardWorkload(p *platformv1.ParserPlatform, i int) *statefulWorkload {
+// Probes of a shard. Readiness logs in as the apps do: over TCP to the pod's
+// own IP (the image trusts 127.0.0.1 without a password, so a loopback check
+// would pass with any password), with the password of the Secret, so a shard
+// whose roles do not take that password is not Ready and DatabaseReady says
+// so. Liveness only asks whether the server answers: a wrong password is no
+// reason to restart a database.
+var (
+	shardReadyCommand = []string{"sh", "-c", `export PGPASSWORD="$POSTGRES_PASSWORD"; ` +
+		`exec psql "host=$POD_IP port=5432 user=$POSTGRES_USER dbname=$POSTGRES_DB connect_timeout=3" -tAqc "SELECT 1" >/dev/null`}
+	shardLiveCommand = []string{"sh", "-c", `exec pg_isready -h 127.0.0.1 -p 5432 -U "$POSTGRES_USER" -d "$POSTGRES_DB"`}
+)
+
+func shardWorkload(p *platformv1.ParserPlatform, i int, creds Credentials) *statefulWorkload {
 	db := p.Spec.Database
 	secretName := ShardSecretName(p, i)
-	ready := []string{"sh", "-c", `exec pg_isready -h 127.0.0.1 -p 5432 -U "$POSTGRES_USER" -d "$POSTGRES_DB"`}
-	probe := func(period int32) *corev1.Probe {
-		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: ready}}, PeriodSeconds: period, TimeoutSeconds: 5}
+	probe := func(command []string, period int32) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: command}}, PeriodSeconds: period, TimeoutSeconds: 5}
 	}
 	return &statefulWorkload{
 		platform: p, name: ShardName(i), component: ComponentDatabase, replicas: 1,
 		serviceName: ShardStatefulSetName(p, i), storage: db.Storage, defaultSize: defaultShardSize,
 		uid: postgresUID, gracePeriod: postgresGraceSecs,
+		// The pod reads the password (env, and the readiness probe with it).
+		configHash: ConfigHash(creds.Digest(SecretKey{Secret: secretName, Key: KeyPassword})),
 		container: corev1.Container{
 			Name:  "postgres",
 			Image: orString(db.Image, "postgres:16-alpine"),
 			Env: []corev1.EnvVar{
+				fieldEnv("POD_IP", "status.podIP"),
 				secretEnv("POSTGRES_USER", secretName, KeyUsername),
 				secretEnv("POSTGRES_PASSWORD", secretName, KeyPassword),
 				secretEnv("POSTGRES_DB", secretName, KeyDatabase),
@@ -113,8 +127,8 @@ func shardWorkload(p *platformv1.ParserPlatform, i int) *statefulWorkload {
 			},
 			Ports:          []corev1.ContainerPort{{Name: "postgres", ContainerPort: PostgresPort, Protocol: corev1.ProtocolTCP}},
 			Resources:      withDefaultRequests(db.Resources),
-			ReadinessProbe: probe(10),
-			LivenessProbe:  withInitialDelay(probe(20), 30),
+			ReadinessProbe: probe(shardReadyCommand, 10),
+			LivenessProbe:  withInitialDelay(probe(shardLiveCommand, 20), 30),
 			VolumeMounts: []corev1.VolumeMount{
 				{Name: dataVolumeName, MountPath: postgresDataDir},
 				{Name: "run", MountPath: "/var/run/postgresql"},

@@ -61,26 +61,13 @@ func samplePlatform() *platformv1.ParserPlatform {
 	}
 }
 
-// podTemplateOf is the pod template of a workload, nil for other objects.
-// StatefulSets count, so tiers that add them are covered by every test that
-// walks pod templates.
-func podTemplateOf(o client.Object) *corev1.PodTemplateSpec {
-	switch w := o.(type) {
-	case *appsv1.Deployment:
-		return &w.Spec.Template
-	case *appsv1.StatefulSet:
-		return &w.Spec.Template
-	}
-	return nil
-}
-
 // podTemplates are the pod templates of every workload among objs, keyed by
 // "Kind/name".
 func podTemplates(t *testing.T, objs []client.Object) map[string]*corev1.PodTemplateSpec {
 	t.Helper()
 	out := map[string]*corev1.PodTemplateSpec{}
 	for _, o := range objs {
-		if tmpl := podTemplateOf(o); tmpl != nil {
+		if tmpl := PodTemplateOf(o); tmpl != nil {
 			out[kindOf(o)+"/"+o.GetName()] = tmpl
 		}
 	}

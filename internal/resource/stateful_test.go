@@ -818,8 +818,8 @@ func TestAppConfigHash(t *testing.T) {
 		if hasQueues(p) && !components[ComponentWorker] {
 			t.Fatal("no worker among the app pod templates")
 		}
-		if want := ConfigHash(RegistryConfigMap(p).Data, ShardMapConfigMap(p).Data); distinct[0] != want {
-			t.Errorf("app config hash %s, want %s (registry and shard map)", distinct[0], want)
+		if want := ConfigHash(RegistryConfigMap(p).Data, ShardMapConfigMap(p).Data, credentialsFor(p).Digest(appReadKeys(p)...)); distinct[0] != want {
+			t.Errorf("app config hash %s, want %s (registry, shard map and generated values)", distinct[0], want)
 		}
 		return distinct[0]
 	}

@@ -73,7 +73,7 @@ var kindOrder = []string{
 // The ServiceMonitor is not among them: it exists only when its CRD does, which
 // the controller finds out (ServiceMonitor builds it).
 func Children(p *platformv1.ParserPlatform, creds Credentials) []client.Object {
-	cfg := newAppConfig(p)
+	cfg := newAppConfig(p, creds)
 	all := slices.Concat(
 		[]client.Object{ServiceAccount(p), RegistryConfigMap(p), LoadBalancerConfigMap(p)},
 		appChildren(serviceWorkloads(p, cfg)),
