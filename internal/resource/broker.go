@@ -401,12 +401,12 @@ func rabbitWorkload(p *platformv1.ParserPlatform, configHash string) *statefulWo
 // Erlang refuses a cookie file that its group or others may read, and the
 // kubelet gives every volume of a pod with an fsGroup group rw on each
 // mount: a cookie kept on the PVC (HOME was the PVC) turned 0660 at the next
-// mount, and every restarted pod crash-looped. Neither the cookie Secret
-// (the kubelet sets its modes too) nor an env var (RABBITMQ_ERLANG_COOKIE,
-// deprecated, and ignored by the CLI the probes run unless it gets the same
-// env) is that file. So an init container copies the cookie from the Secret
-// into HOME, a fresh emptyDir, and makes it 0600, after the kubelet is done
-// with the mounts.
+// mount, and every restarted pod crash-looped. The cookie Secret mounted
+// as the file would get the same group bits, and RABBITMQ_ERLANG_COOKIE is
+// deprecated by RabbitMQ, while $HOME/.erlang.cookie is what the node and
+// every CLI (the probes) read by default. So an init container copies the
+// cookie from the Secret into HOME, a fresh emptyDir, and makes it 0600,
+// after the kubelet is done with the mounts.
 const (
 	rabbitHomeVolume   = "home"
 	rabbitCookieVolume = "erlang-cookie"
