@@ -173,7 +173,10 @@ func redisBrokerChildren(p *platformv1.ParserPlatform, creds Credentials) []clie
 	sec := secret(p, BrokerName(p), brokerName, ComponentBroker, map[string]string{
 		KeyPassword: password, KeyBrokerURL: BrokerURL(p, password), RedisAuthConfKey: RenderRedisAuthConf(password),
 	})
-	return brokerObjects(p, config, sec, redisBrokerWorkload(p, ConfigHash(config.Data)).StatefulSet(), servicePort("redis", RedisPort))
+	// Redis reads its password (the auth include) only at start: a new one
+	// must restart it, as for the cache.
+	hash := ConfigHash(config.Data, creds.Digest(SecretKey{Secret: BrokerName(p), Key: KeyPassword}))
+	return brokerObjects(p, config, sec, redisBrokerWorkload(p, hash).StatefulSet(), servicePort("redis", RedisPort))
 }
 
 func brokerObjects(p *platformv1.ParserPlatform, config *corev1.ConfigMap, sec *corev1.Secret, sts *appsv1.StatefulSet, ports ...corev1.ServicePort) []client.Object {
