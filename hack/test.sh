@@ -10,6 +10,10 @@ hack/install-test-deps.sh
 KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh)
 export KUBEBUILDER_ASSETS
 GOTESTSUM=$(hack/tool.sh gotestsum)
+# The backup tests' S3 server, built here (minutes, once) rather than inside a
+# package's test timeout.
+VERSITYGW=$(hack/tool.sh versitygw)
+export VERSITYGW
 
 # pkgname format: one line a package, failures in full (Ginkgo suites report
 # their specs in the failure output), then "DONE N tests ... in Xs".
