@@ -81,8 +81,8 @@ func (r *ParserPlatformReconciler) reconcileBrokerQueues(ctx context.Context, p 
 	return r.syncBrokerQueues(ctx, p, creds, r.brokerResolver())
 }
 
-// brokerResolver is how broker pods are reached. Until the reconciler has a
-// BrokerResolver field (see the report that wires this file), the default.
+// brokerResolver is how broker pods are reached: at their IPs, on the
+// management port.
 func (r *ParserPlatformReconciler) brokerResolver() BrokerResolver {
 	return PodManagementAddress
 }

@@ -56,7 +56,7 @@ func Sync(ctx context.Context, m Management, d Desired, hook Hook) (Result, erro
 		}
 		if kept {
 			// The broker saw a message or a consumer the statistics had not.
-			res.Kept = append(res.Kept, Kept{Queue: step.Queue})
+			res.Kept = append(res.Kept, Kept{Queue: step.Queue, StatsKnown: true})
 			final.Queues[step.Queue] = plan.Intent.Queues[step.Queue]
 			continue
 		}

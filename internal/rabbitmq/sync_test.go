@@ -74,6 +74,9 @@ func TestSyncKeepsAQueueTheBrokerRefusesToDelete(t *testing.T) {
 	if len(res.Done) != 0 || len(res.Kept) != 1 || res.Kept[0].Queue != "analytics" {
 		t.Fatalf("done %v, kept %v; want analytics kept", res.Done, res.Kept)
 	}
+	if want := "queue analytics was removed from spec.queues; the broker refused to delete it (not empty or in use): add it back to drain it, or purge it by hand"; res.Kept[0].String() != want {
+		t.Errorf("reported %q, want %q", res.Kept[0], want)
+	}
 	if _, ok := f.record.Queues["analytics"]; !ok {
 		t.Errorf("the refused queue left the record %v: it could never be deleted once drained", f.record.Queues)
 	}
