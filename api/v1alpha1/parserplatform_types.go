@@ -125,6 +125,12 @@ type ParserPlatformSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Monitoring MonitoringSpec `json:"monitoring,omitempty"`
+
+	// backup backs the database shards up to an S3-compatible object store
+	// on a schedule (a ParserPlatformBackup per run), keeping the newest
+	// retain complete sets.
+	// +optional
+	Backup *BackupSpec `json:"backup,omitempty"`
 }
 
 // AutoscalingSpec are the platform-wide HorizontalPodAutoscaler settings. The
@@ -352,6 +358,8 @@ type StorageSpec struct {
 
 // DatabaseSpec is the sharded PostgreSQL tier. Keys are routed to shard
 // md5(key) mod shards, as the seed's DatabaseSharding does.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.restore) == has(oldSelf.restore) && (!has(self.restore) || self.restore == oldSelf.restore)",message="database.restore is set at creation only and cannot be added, changed or removed later: the shards are filled from the backup once, before anything else of the platform starts",fieldPath=".restore"
 type DatabaseSpec struct {
 	// shards is the number of PostgreSQL StatefulSets. It cannot change after
 	// creation: keys are routed by md5(key) mod shards, so another count would
@@ -376,6 +384,12 @@ type DatabaseSpec struct {
 	// resources of each PostgreSQL container; requests defaulted.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// restore fills every shard from a backup set when the platform is
+	// created, before any service, gateway or worker starts. Set at creation
+	// only; the set must have exactly database.shards shards.
+	// +optional
+	Restore *RestoreSpec `json:"restore,omitempty"`
 }
 
 // CacheSpec is the Redis Cluster cache.
@@ -624,6 +638,15 @@ type ParserPlatformStatus struct {
 	// cache is the Redis Cluster as the operator last saw it.
 	// +optional
 	Cache *CacheClusterStatus `json:"cache,omitempty"`
+
+	// backup is the state of the scheduled backups.
+	// +optional
+	Backup *BackupStatus `json:"backup,omitempty"`
+
+	// restore is the state of the restore at creation (spec.database.restore);
+	// once completedAt is set the platform is never restored again.
+	// +optional
+	Restore *RestoreStatus `json:"restore,omitempty"`
 }
 
 // CacheClusterStatus is the Redis Cluster's topology: CacheReady is True
