@@ -96,6 +96,7 @@ type Cluster struct {
 	unlock    func()
 	runtime   *runtime
 	rabbit    *rabbitKind
+	podRoute  bool       // addPodRoute succeeded
 	failed    chan error // the first unexpected exit of a component
 	stopOnce  sync.Once
 	stopping  chan struct{}
@@ -148,6 +149,12 @@ func (c *Cluster) start(ctx context.Context, bins binaries) error {
 	kinds, err := c.serverKinds()
 	if err != nil || len(kinds) == 0 {
 		return err
+	}
+	// Servers see their clients as a pod would (podroute.go).
+	if err := addPodRoute(c.PodCIDR); err != nil {
+		c.logf("connections to pod IPs come from 127.0.0.1: %v", err)
+	} else {
+		c.podRoute = true
 	}
 	c.runtime, err = startRuntime(ctx, c, kinds)
 	return err
@@ -255,6 +262,11 @@ func (c *Cluster) Stop() error {
 		}
 		if c.rabbit != nil {
 			c.rabbit.close()
+		}
+		if c.podRoute {
+			if err := removePodRoute(c.PodCIDR); err != nil {
+				c.logf("%v", err)
+			}
 		}
 		for i := len(c.procs) - 1; i >= 0; i-- {
 			c.procs[i].stop(10 * time.Second)

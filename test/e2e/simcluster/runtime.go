@@ -44,6 +44,11 @@ type runtime struct {
 
 	mu   sync.Mutex
 	pods map[string]*podRun // by pod namespace/name
+	// stopping are the containers of gone pods still stopping (a server
+	// given its grace period): a pod of the same name (its PVC) or IP
+	// waits for them, nothing else does.
+	stopping map[*podRun]struct{}
+	stopWG   sync.WaitGroup
 }
 
 // serverKind is one kind of real server behind pods.
@@ -110,7 +115,7 @@ func startRuntime(ctx context.Context, c *Cluster, kinds []serverKind) (*runtime
 		c: c, root: filepath.Join(c.Dir, "runtime"), logDir: filepath.Join(c.Dir, "logs"), kinds: kinds,
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 		done:  make(chan struct{}),
-		pods:  map[string]*podRun{},
+		pods:  map[string]*podRun{}, stopping: map[*podRun]struct{}{},
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	rt.cancel = cancel
@@ -158,14 +163,11 @@ func (rt *runtime) stop() {
 	rt.queue.ShutDown()
 	<-rt.done
 	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	var wg sync.WaitGroup
 	for key, r := range rt.pods {
-		wg.Add(1)
-		go func() { defer wg.Done(); rt.stopContainer(r) }()
-		delete(rt.pods, key)
+		rt.teardown(key, r)
 	}
-	wg.Wait()
+	rt.mu.Unlock()
+	rt.stopWG.Wait()
 }
 
 func (rt *runtime) next(ctx context.Context) bool {
@@ -241,6 +243,13 @@ func (rt *runtime) sync(ctx context.Context, key string) (time.Duration, error) 
 				rt.teardown(other, o)
 			}
 		}
+		// The server of the pod before (its PVC) or of the IP's last pod
+		// must be gone first; teardown queues the key again then.
+		for o := range rt.stopping {
+			if o.key == key || o.ip == pod.Status.PodIP {
+				return 200 * time.Millisecond, nil
+			}
+		}
 		if r, err = rt.newPodRun(ctx, key, pod, kind, container); err != nil {
 			return 0, err
 		}
@@ -313,11 +322,25 @@ func podGrace(pod *corev1.Pod) time.Duration {
 	return runtimeStopGrace
 }
 
-// teardown stops the pod's container and forgets the pod.
+// teardown forgets the pod and stops its container in the background
+// (rt.mu held): a server given its grace period holds up no other pod,
+// only the next pod of its name or IP (sync waits for it).
 func (rt *runtime) teardown(key string, r *podRun) {
-	rt.stopContainer(r)
-	r.kind.stopped(r)
 	delete(rt.pods, key)
+	if rt.stopping == nil {
+		rt.stopping = map[*podRun]struct{}{}
+	}
+	rt.stopping[r] = struct{}{}
+	rt.stopWG.Add(1)
+	go func() {
+		defer rt.stopWG.Done()
+		rt.stopContainer(r)
+		rt.mu.Lock()
+		r.kind.stopped(r)
+		delete(rt.stopping, r)
+		rt.mu.Unlock()
+		rt.queue.Add(key)
+	}()
 }
 
 func (rt *runtime) stopContainer(r *podRun) {

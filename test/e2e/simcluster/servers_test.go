@@ -110,10 +110,12 @@ func runPod(t *testing.T, rt *runtime, kind serverKind, pod *corev1.Pod, timeout
 	return r
 }
 
+// stopPod tears the pod down and waits until its server is gone.
 func stopPod(rt *runtime, r *podRun) {
 	rt.mu.Lock()
-	defer rt.mu.Unlock()
 	rt.teardown(r.key, r)
+	rt.mu.Unlock()
+	rt.stopWG.Wait()
 }
 
 // shardPod is shaped like the operator's shard pod (internal/resource's
