@@ -111,10 +111,7 @@ var _ = Describe("Broker queue reconciliation", func() {
 		Expect(sts.Spec.Template.Annotations[resource.AnnotationConfigHash]).To(Equal(hash), "a queue change restarted the broker")
 	})
 
-	// Pending until reconcileChildren calls reconcileBrokerQueues and the
-	// status carries its outcome (QueuesReady), and the suite's reconciler
-	// gets BrokerResolver: closedManagementPort; then make it It.
-	PIt("says in QueuesReady that the broker is not reached, while the rest reconciles", func() {
+	It("says in QueuesReady that the broker is not reached, while the rest reconciles", func() {
 		createRunningBrokerPod(ctx, p, 0, "127.0.0.1")
 		markStatefulSetReady(ctx, ns, "vk-broker")
 		for _, q := range p.Spec.Queues.Queues {

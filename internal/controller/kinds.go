@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"fmt"
+
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -53,10 +55,13 @@ func CacheOptions(namespaces ...string) cache.Options {
 	for _, k := range managedKinds {
 		byObject[k.object] = cache.ByObject{Label: ours, UnsafeDisableDeepCopy: noCopy}
 	}
-	// Pods: only the cache's, whose IPs the operator dials.
-	byObject[&corev1.Pod{}] = cache.ByObject{UnsafeDisableDeepCopy: noCopy, Label: labels.SelectorFromSet(labels.Set{
-		resource.LabelManagedBy: resource.ManagedBy, resource.LabelComponent: resource.ComponentCache,
-	})}
+	// Pods: only the cache's and the broker's, whose IPs the operator dials.
+	dialed, err := labels.Parse(fmt.Sprintf("%s=%s,%s in (%s,%s)", resource.LabelManagedBy, resource.ManagedBy,
+		resource.LabelComponent, resource.ComponentCache, resource.ComponentBroker))
+	if err != nil {
+		panic(err) // constant labels always parse
+	}
+	byObject[&corev1.Pod{}] = cache.ByObject{UnsafeDisableDeepCopy: noCopy, Label: dialed}
 	byObject[serviceMonitorCRDMetadata()] = cache.ByObject{
 		Field: fields.OneTermEqualSelector("metadata.name", ServiceMonitorCRD),
 	}

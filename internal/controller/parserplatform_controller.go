@@ -47,6 +47,9 @@ type ParserPlatformReconciler struct {
 	// CacheResolver, when set, replaces how cache nodes are reached (by
 	// their pod IPs); tests map pods to local redis-servers with it.
 	CacheResolver func(podIPs map[string]string) rediscluster.Resolver
+	// BrokerResolver, when set, replaces how the broker's management API is
+	// reached (its pods' IPs, port 15672); tests point it at local servers.
+	BrokerResolver BrokerResolver
 }
 
 // +kubebuilder:rbac:groups=platform.vkparser.io,resources=parserplatforms,verbs=get;list;watch;update;patch
@@ -98,13 +101,25 @@ func (r *ParserPlatformReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := errors.Join(res.errs...); err != nil {
 		return ctrl.Result{}, err
 	}
-	if res.cache != nil && res.cache.retry {
-		return ctrl.Result{RequeueAfter: cacheRetryInterval}, nil
+	return ctrl.Result{RequeueAfter: res.requeueAfter()}, nil
+}
+
+// requeueAfter is the soonest of the looks again the parts asked for (0: none).
+func (r *reconcileResult) requeueAfter() time.Duration {
+	var after []time.Duration
+	if r.cache != nil && r.cache.retry {
+		after = append(after, cacheRetryInterval)
 	}
-	if len(res.refusals) > 0 {
-		return ctrl.Result{RequeueAfter: refusalRetryInterval}, nil
+	if r.broker != nil && r.broker.retryAfter > 0 {
+		after = append(after, r.broker.retryAfter)
 	}
-	return ctrl.Result{}, nil
+	if len(r.refusals) > 0 {
+		after = append(after, refusalRetryInterval)
+	}
+	if len(after) == 0 {
+		return 0
+	}
+	return slices.Min(after)
 }
 
 // reconcileChildren makes the children match the spec: generated secrets
@@ -128,6 +143,14 @@ func (r *ParserPlatformReconciler) reconcileChildren(ctx context.Context, p *pla
 	if !missingFor(missing, resource.ComponentCache) {
 		cache := r.reconcileCacheCluster(ctx, p, creds)
 		res.cache = &cache
+	}
+	if !missingFor(missing, resource.ComponentBroker) {
+		broker := r.reconcileBrokerQueues(ctx, p, creds)
+		res.broker = &broker
+		for _, msg := range broker.refusals {
+			res.refusals = append(res.refusals, msg)
+			r.warnOnce(p, ReasonQueueRemovalRefused, msg)
+		}
 	}
 	return res
 }
@@ -173,6 +196,8 @@ type reconcileResult struct {
 	monitoring *metav1.Condition
 	// cache is the Redis Cluster's state, when it was reconciled.
 	cache *cacheOutcome
+	// broker is the RabbitMQ queues' state, when reconciled.
+	broker *brokerOutcome
 	// missing are credentials that cannot be made again over existing data.
 	missing []status.MissingCredential
 }
@@ -186,6 +211,9 @@ func (r *reconcileResult) merge(o reconcileResult) {
 	}
 	if o.cache != nil {
 		r.cache = o.cache
+	}
+	if o.broker != nil {
+		r.broker = o.broker
 	}
 }
 
@@ -216,11 +244,13 @@ func (r *ParserPlatformReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurr
 	for _, k := range managedKinds {
 		b = b.Owns(k.object)
 	}
-	// Cache pods getting (new) IPs is when the Redis Cluster can form or
-	// must be reached anew.
+	// Cache and broker pods getting (new) IPs is when the Redis Cluster can
+	// form or must be reached anew, and when the broker's queues can be
+	// applied.
 	b = b.Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(platformOfPod),
 		builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
-			return o.GetLabels()[resource.LabelComponent] == resource.ComponentCache
+			c := o.GetLabels()[resource.LabelComponent]
+			return c == resource.ComponentCache || c == resource.ComponentBroker
 		})))
 	// A ServiceMonitor CRD installed later gives every platform its
 	// ServiceMonitor: watch that one CRD (metadata only).

@@ -84,6 +84,9 @@ func (r *ParserPlatformReconciler) reconcileBrokerQueues(ctx context.Context, p 
 // brokerResolver is how broker pods are reached: at their IPs, on the
 // management port.
 func (r *ParserPlatformReconciler) brokerResolver() BrokerResolver {
+	if r.BrokerResolver != nil {
+		return r.BrokerResolver
+	}
 	return PodManagementAddress
 }
 

@@ -23,6 +23,10 @@ func (r *ParserPlatformReconciler) updateStatus(ctx context.Context, p *platform
 	observed.Problems = res.problems()
 	observed.Monitoring = res.monitoring
 	observed.MissingCredentials = res.missing
+	if res.broker != nil && res.broker.applies {
+		observed.BrokerQueues = &status.BrokerQueues{InLine: res.broker.inLine && len(res.broker.refusals) == 0,
+			Reason: res.broker.reason, Message: res.broker.message}
+	}
 	if res.cache != nil {
 		observed.CacheFormed, observed.CacheDetail, observed.CacheCluster = res.cache.formed, res.cache.detail, res.cache.summary
 	} else {

@@ -134,7 +134,10 @@ var _ = Describe("ParserPlatform stateful tier", func() {
 		Eventually(func() bool {
 			return apierrors.IsNotFound(get(ctx, &appsv1.StatefulSet{}, ns, "vk-broker")())
 		}, timeout, interval).Should(BeTrue())
-		Expect(apierrors.IsNotFound(get(ctx, &appsv1.Deployment{}, ns, "vk-worker-parser")())).To(BeTrue())
+		// Pruning deletes kind by kind: the worker may go a moment later.
+		Eventually(func() bool {
+			return apierrors.IsNotFound(get(ctx, &appsv1.Deployment{}, ns, "vk-worker-parser")())
+		}, timeout, interval).Should(BeTrue())
 	})
 
 	It("refuses a storage change a StatefulSet cannot make, and keeps reconciling the rest", func() {

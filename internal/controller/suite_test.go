@@ -79,6 +79,8 @@ var _ = BeforeSuite(func() {
 		// No Redis runs in this suite: every cache node is "reached" at a
 		// closed port, so the operator meets unreachable nodes.
 		CacheResolver: func(map[string]string) rediscluster.Resolver { return unreachableRedis },
+		// Nor RabbitMQ: the management API is "reached" at a closed port.
+		BrokerResolver: closedManagementPort,
 	}).SetupWithManager(mgr, 2)).To(Succeed())
 
 	var ctx context.Context

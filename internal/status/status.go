@@ -74,6 +74,10 @@ type Observed struct {
 	Queues  bool
 	Broker  Workload
 	Workers []Workload
+	// BrokerQueues is whether the broker holds spec.queues, when the
+	// operator looked (RabbitMQ only); nil leaves QueuesReady to the
+	// workloads.
+	BrokerQueues *BrokerQueues
 	// Monitoring is the ServiceMonitor's state, computed by the controller
 	// (it depends on API discovery): nil leaves the condition unset.
 	Monitoring *metav1.Condition
@@ -169,7 +173,25 @@ func queuesCondition(o Observed) metav1.Condition {
 		return metav1.Condition{Type: TypeQueuesReady, Status: metav1.ConditionTrue, Reason: "NoQueues",
 			Message: "spec.queues declares no queue: no broker and no workers run"}
 	}
-	return area(TypeQueuesReady, append([]Workload{o.Broker}, o.Workers...), "QueuesAvailable")
+	c := area(TypeQueuesReady, append([]Workload{o.Broker}, o.Workers...), "QueuesAvailable")
+	if c.Status != metav1.ConditionTrue || o.BrokerQueues == nil {
+		return c
+	}
+	if !o.BrokerQueues.InLine {
+		return metav1.Condition{Type: TypeQueuesReady, Status: metav1.ConditionFalse, Reason: o.BrokerQueues.Reason,
+			Message: "broker and workers are ready, but the broker's queues are not spec.queues: " + o.BrokerQueues.Message}
+	}
+	c.Message += "; " + o.BrokerQueues.Message
+	return c
+}
+
+// BrokerQueues is the broker's queues as the operator found and left them.
+type BrokerQueues struct {
+	// InLine: every queue and binding of the spec is on the broker, and no
+	// removed queue is held back.
+	InLine  bool
+	Reason  string
+	Message string
 }
 
 func pausedCondition(o Observed) metav1.Condition {
