@@ -4,15 +4,19 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"os"
 	"strings"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -39,6 +43,7 @@ type options struct {
 	watchNamespaces         string
 	qps                     float64
 	burst                   int
+	operatorImage           string
 	zap                     zap.Options
 }
 
@@ -56,6 +61,8 @@ func parseFlags() options {
 	// well below what the API server takes (docs/benchmarks.md).
 	flag.Float64Var(&o.qps, "kube-api-qps", 200, "Sustained requests per second to the API server, per resource kind.")
 	flag.IntVar(&o.burst, "kube-api-burst", 400, "Burst of requests to the API server, per resource kind.")
+	flag.StringVar(&o.operatorImage, "operator-image", os.Getenv("OPERATOR_IMAGE"),
+		"Image of this operator, which backup and restore Jobs run to copy its binary beside pg_dump (default: $OPERATOR_IMAGE, else the image of the operator's own pod, else "+fallbackOperatorImage+").")
 	o.zap = zap.Options{Development: false}
 	o.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -97,7 +104,7 @@ func run(o options) error {
 		LeaderElectionNamespace: o.leaderElectionNamespace,
 		// The new leader starts at once when the old one stops cleanly.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controller.CacheOptions(splitNamespaces(o.watchNamespaces)...),
+		Cache:                         controller.BackupCacheOptions(controller.CacheOptions(splitNamespaces(o.watchNamespaces)...)),
 	})
 	if err != nil {
 		return err
@@ -108,6 +115,9 @@ func run(o options) error {
 		Recorder:  mgr.GetEventRecorder("parser-operator"),
 	}
 	if err := r.SetupWithManager(mgr, o.maxConcurrentReconciles); err != nil {
+		return err
+	}
+	if err := setupBackups(mgr, operatorImage(mgr.GetAPIReader(), o.operatorImage)); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -144,4 +154,76 @@ func splitNamespaces(list string) []string {
 		}
 	}
 	return out
+}
+
+// fallbackOperatorImage is the image kustomize deploys by default; it is
+// used for the Jobs only when nothing better is known.
+const fallbackOperatorImage = "ghcr.io/vkparser/parser-operator:dev"
+
+// serviceAccountNamespaceFile holds the pod's namespace in every pod that
+// mounts a service account token.
+const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// setupBackups registers the backup, schedule and restore controllers on
+// the manager.
+func setupBackups(mgr ctrl.Manager, image string) error {
+	recorder := mgr.GetEventRecorder("parser-operator")
+	if err := (&controller.ParserPlatformBackupReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, OperatorImage: image,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&controller.BackupScheduleReconciler{Client: mgr.GetClient(), Recorder: recorder}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&controller.RestoreReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder, OperatorImage: image,
+	}).SetupWithManager(mgr)
+}
+
+// operatorImage is the image the Jobs run: the flag (or $OPERATOR_IMAGE)
+// when given, else the image of the operator's own pod, so that an image
+// moved to a private registry by Helm values or a kustomize images entry
+// is followed without a second setting; else fallbackOperatorImage.
+func operatorImage(reader client.Reader, flagValue string) string {
+	log := ctrl.Log.WithName("setup")
+	if flagValue = strings.TrimSpace(flagValue); flagValue != "" {
+		return flagValue
+	}
+	if image, err := ownImage(reader); err == nil && image != "" {
+		return image
+	} else if err != nil {
+		log.Info("cannot read the operator's own pod; backup Jobs use the fallback image: set --operator-image", "error", err.Error(), "image", fallbackOperatorImage)
+	}
+	return fallbackOperatorImage
+}
+
+// ownImage reads the operator's own pod (its name is the hostname) and
+// returns the image of its manager container.
+func ownImage(reader client.Reader) (string, error) {
+	ns, err := os.ReadFile(serviceAccountNamespaceFile)
+	if err != nil {
+		return "", err
+	}
+	name := os.Getenv("POD_NAME")
+	if name == "" {
+		if name, err = os.Hostname(); err != nil {
+			return "", err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pod := &corev1.Pod{}
+	if err := reader.Get(ctx, client.ObjectKey{Namespace: strings.TrimSpace(string(ns)), Name: name}, pod); err != nil {
+		return "", err
+	}
+	for _, c := range pod.Spec.Containers {
+		if c.Name == "manager" {
+			return c.Image, nil
+		}
+	}
+	if len(pod.Spec.Containers) > 0 {
+		return pod.Spec.Containers[0].Image, nil
+	}
+	return "", nil
 }

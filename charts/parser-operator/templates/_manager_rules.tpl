@@ -67,6 +67,16 @@
   - update
   - watch
 - apiGroups:
+  - batch
+  resources:
+  - jobs
+  verbs:
+  - create
+  - delete
+  - get
+  - list
+  - watch
+- apiGroups:
   - events.k8s.io
   resources:
   - events
@@ -100,6 +110,27 @@
 - apiGroups:
   - platform.vkparser.io
   resources:
+  - parserplatformbackups
+  verbs:
+  - create
+  - delete
+  - get
+  - list
+  - patch
+  - update
+  - watch
+- apiGroups:
+  - platform.vkparser.io
+  resources:
+  - parserplatformbackups/status
+  - parserplatforms/status
+  verbs:
+  - get
+  - patch
+  - update
+- apiGroups:
+  - platform.vkparser.io
+  resources:
   - parserplatforms
   verbs:
   - get
@@ -112,14 +143,6 @@
   resources:
   - parserplatforms/finalizers
   verbs:
-  - update
-- apiGroups:
-  - platform.vkparser.io
-  resources:
-  - parserplatforms/status
-  verbs:
-  - get
-  - patch
   - update
 - apiGroups:
   - policy
