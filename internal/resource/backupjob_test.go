@@ -1,9 +1,13 @@
 package resource
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +17,8 @@ import (
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 	"github.com/vkparser/parser-operator/internal/backup"
+	"github.com/vkparser/parser-operator/internal/backup/pgtest"
+	"github.com/vkparser/parser-operator/internal/backup/s3test"
 )
 
 const testOperatorImage = "ghcr.io/vkparser/parser-operator:v1.2.3"
@@ -186,5 +192,127 @@ func TestShardRestoreJobPipesTheVerifiedDownloadUnderPipefail(t *testing.T) {
 	}
 	if job.Name != "vk-restore-db-1" || *job.Spec.BackoffLimit != 0 {
 		t.Errorf("name %s, backoffLimit %d", job.Name, *job.Spec.BackoffLimit)
+	}
+}
+
+// jobRun runs a Job container's command on this machine the way its pod
+// would: the copied binary is the one built here, mounted paths are
+// directories of the test, secretKeyRefs resolve to the shard's real values
+// and PGHOST/PGPORT point at a real PostgreSQL.
+type jobRun struct {
+	t        *testing.T
+	bin      string
+	paths    map[string]string // path in the pod -> path here
+	secrets  map[string]string // shard Secret key -> value
+	pg       *pgtest.Server
+	database string
+}
+
+func (r jobRun) run(c corev1.Container) (string, error) {
+	args := slices.Clone(c.Command)
+	for i, a := range args {
+		for in, here := range r.paths {
+			if a == in || strings.HasPrefix(a, in+"/") {
+				args[i] = here + strings.TrimPrefix(a, in)
+			}
+		}
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = r.pg.Env(r.database)
+	for _, e := range c.Env {
+		switch {
+		case e.Name == "PGHOST" || e.Name == "PGPORT" || e.Name == "HOME":
+		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
+			cmd.Env = append(cmd.Env, e.Name+"="+r.secrets[e.ValueFrom.SecretKeyRef.Key])
+		default:
+			cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestJobCommandsBackUpAndRestoreARealShard runs the exact command lines of
+// the dump, finishing and restore Jobs against a real PostgreSQL and a real
+// S3 server: the rows of one database come back in a fresh one, and a dump
+// corrupted in the store is refused before pg_restore sees a byte.
+func TestJobCommandsBackUpAndRestoreARealShard(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the operator and starts PostgreSQL and versitygw")
+	}
+	pg := pgtest.Start(t)
+	srv := s3test.Start(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "parser-operator")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	creds := filepath.Join(dir, "credentials")
+	must(t, os.MkdirAll(creds, 0o700))
+	must(t, os.WriteFile(filepath.Join(creds, backup.AccessKeyIDKey), []byte(s3test.AccessKeyID), 0o600))
+	must(t, os.WriteFile(filepath.Join(creds, backup.SecretAccessKeyKey), []byte(s3test.SecretAccessKey), 0o600))
+
+	p := samplePlatform()
+	p.Namespace, p.Spec.Database.Shards = "parser", 1
+	store := platformv1.ObjectStoreSpec{Endpoint: srv.Endpoint, Bucket: srv.Bucket, Prefix: "jobs", SecretRef: platformv1.SecretRef{Name: "s3"}}
+	p.Spec.Backup = &platformv1.BackupSpec{Schedule: "@daily", Retain: 1, ObjectStore: store}
+	p.Spec.Database.Restore = &platformv1.RestoreSpec{ObjectStore: store, BackupSet: backup.Latest}
+	shardMap := filepath.Join(dir, "shard-map")
+	must(t, os.MkdirAll(shardMap, 0o755))
+	must(t, os.WriteFile(filepath.Join(shardMap, ShardMapKey), []byte(ShardMapConfigMap(p).Data[ShardMapKey]), 0o644))
+	b := sampleBackup()
+	b.Status.BackupSet = backup.NewSetID(time.Now())
+
+	for _, db := range []string{"parser", "fresh", "corrupt"} {
+		pg.SQL(t, "postgres", "CREATE DATABASE "+db)
+	}
+	pg.SQL(t, "parser", "CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users SELECT g, 'user_' || g FROM generate_series(1, 500) g;")
+	r := jobRun{t: t, bin: bin, pg: pg, database: "parser",
+		paths:   map[string]string{backup.Binary: bin, "/parser-operator": bin, backup.CredentialsDir: creds, ShardMapMountDir: shardMap},
+		secrets: map[string]string{KeyUsername: "postgres", KeyPassword: "", KeyDatabase: "parser"},
+	}
+	if out, err := r.run(ShardBackupJob(p, b, testOperatorImage, 0).Spec.Template.Spec.Containers[0]); err != nil {
+		t.Fatalf("dump container: %v\n%s", err, out)
+	}
+	finish := FinishBackupJob(p, b, testOperatorImage).Spec.Template.Spec
+	for _, c := range slices.Concat(finish.InitContainers, finish.Containers) {
+		if out, err := r.run(c); err != nil {
+			t.Fatalf("%s container: %v\n%s", c.Name, err, out)
+		}
+	}
+
+	r.database, r.secrets[KeyDatabase] = "fresh", "fresh"
+	restore := ShardRestoreJob(p, testOperatorImage, b.Status.BackupSet, 0).Spec.Template.Spec.Containers[0]
+	if out, err := r.run(restore); err != nil {
+		t.Fatalf("restore container: %v\n%s", err, out)
+	}
+	if got := pg.SQL(t, "fresh", "SELECT count(*), max(name) FROM users"); got != "500|user_99" {
+		t.Errorf("restored rows: %q, want 500|user_99", got)
+	}
+	// Restoring again over the restored tables is refused, in one
+	// transaction: nothing is mixed in.
+	if out, err := r.run(restore); err == nil {
+		t.Errorf("a second restore into the same database succeeded:\n%s", out)
+	}
+
+	key := "jobs/parser/vk/" + b.Status.BackupSet + "/" + backup.ShardDumpObject(0)
+	data, err := os.ReadFile(srv.ObjectPath(key))
+	must(t, err)
+	data[len(data)/2] ^= 0xff
+	must(t, os.WriteFile(srv.ObjectPath(key), data, 0o644))
+	r.database, r.secrets[KeyDatabase] = "corrupt", "corrupt"
+	out, err := r.run(restore)
+	if err == nil || !strings.Contains(out, "sha256 differs") || !strings.Contains(out, key) {
+		t.Errorf("restore of a corrupted dump: err %v, output:\n%s", err, out)
+	}
+	if got := pg.SQL(t, "corrupt", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"); got != "0" {
+		t.Errorf("the corrupted dump left %s tables behind", got)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
