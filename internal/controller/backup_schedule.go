@@ -89,7 +89,7 @@ func (r *BackupScheduleReconciler) reconcile(ctx context.Context, req ctrl.Reque
 	}
 	// BackupReady turns False on its own when the newest set grows old.
 	if !in.LastCompleted.IsZero() {
-		if stale := sched.Next(sched.Next(in.LastCompleted)); stale.After(now) && stale.Before(wake) {
+		if stale := status.StaleAt(sched, in.LastCompleted); stale.After(now) && stale.Before(wake) {
 			wake = stale
 		}
 	}

@@ -41,6 +41,14 @@ type BackupInput struct {
 	Now         time.Time
 }
 
+// StaleAt is when a set completed at t becomes older than two schedule
+// intervals, the interval being the one that follows t (cron intervals
+// vary: a "0 3 * * 1-5" schedule has a 72-hour one over each weekend).
+func StaleAt(s Schedule, t time.Time) time.Time {
+	next := s.Next(t)
+	return t.Add(2 * s.Next(next).Sub(next))
+}
+
 // BackupReadyCondition is True while the newest complete set is younger
 // than two schedule intervals: one missed run is tolerated (a run may be
 // waiting for the one before), two are not.
@@ -60,7 +68,7 @@ func BackupReadyCondition(in BackupInput) metav1.Condition {
 			c.Message = "no backup has completed although two scheduled runs have passed"
 		}
 	default:
-		stale := in.Schedule.Next(in.Schedule.Next(in.LastCompleted))
+		stale := StaleAt(in.Schedule, in.LastCompleted)
 		c.Message = fmt.Sprintf("newest complete set %s, completed at %s", in.LastCompletedSet, in.LastCompleted.UTC().Format(time.RFC3339))
 		if in.Now.Before(stale) {
 			c.Status, c.Reason = metav1.ConditionTrue, "RecentBackup"
