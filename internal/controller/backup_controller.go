@@ -205,12 +205,24 @@ func (r *ParserPlatformBackupReconciler) complete(ctx context.Context, p *platfo
 			st.Message = "the finishing Job succeeded; reading the manifest: " + err.Error()
 		})
 	}
-	m, err := store.ResolveSet(ctx, backup.Platform{Namespace: p.Namespace, Name: p.Name}, b.Status.BackupSet)
+	storeCtx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	// Listed rather than resolved: a store that does not answer is retried,
+	// while a set the listing shows incomplete fails the backup.
+	sets, err := store.ListSets(storeCtx, backup.Platform{Namespace: p.Namespace, Name: p.Name})
 	if err != nil {
-		// The Job said the manifest is written: a set that is not complete
-		// now was damaged or pruned since, and is no backup.
-		return ctrl.Result{}, r.fail(ctx, b, "the finishing Job succeeded but the set is not usable: "+err.Error())
+		return ctrl.Result{}, fmt.Errorf("reading the manifest of set %s: %w", b.Status.BackupSet, err)
 	}
+	i := slices.IndexFunc(sets, func(s backup.SetInfo) bool { return s.ID == b.Status.BackupSet })
+	switch {
+	case i < 0:
+		return ctrl.Result{}, r.fail(ctx, b, fmt.Sprintf("the finishing Job succeeded but set %s is not in the object store", b.Status.BackupSet))
+	case !sets[i].Complete:
+		// The Job said the manifest is written: a set that is not complete
+		// now was damaged since, and is no backup.
+		return ctrl.Result{}, r.fail(ctx, b, fmt.Sprintf("the finishing Job succeeded but set %s is not complete: %s", b.Status.BackupSet, sets[i].Reason))
+	}
+	m := sets[i].Manifest
 	now := metav1.NewTime(r.Clock.Now())
 	var size int64
 	err = r.setStatus(ctx, b, func(st *platformv1.ParserPlatformBackupStatus) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -124,6 +125,10 @@ func describeFailure(ctx context.Context, reader client.Reader, j *batchv1.Job, 
 	}
 	return reason
 }
+
+// storeTimeout bounds one conversation with the object store (a listing and
+// a few small reads), so a hung store never holds a reconcile worker.
+const storeTimeout = 2 * time.Minute
 
 // errStoreConfig marks an object store the operator cannot open because of
 // what the user gave it (a missing Secret or key): reported, not retried hot.

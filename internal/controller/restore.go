@@ -102,7 +102,9 @@ func (r *RestoreReconciler) resolve(ctx context.Context, p *platformv1.ParserPla
 		return ctrl.Result{RequeueAfter: storeRetryInterval}, r.refuse(ctx, p, reasonBackupSetUnusable, "spec.database.restore.objectStore: "+err.Error())
 	}
 	src := resource.RestoreSource(p)
-	m, err := store.ResolveSet(ctx, src, spec.BackupSet)
+	storeCtx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	m, err := store.ResolveSet(storeCtx, src, spec.BackupSet)
 	if err != nil {
 		msg := fmt.Sprintf("backup set %s of %s/%s cannot be restored: %v; nothing of the platform but its data tier starts until it can",
 			spec.BackupSet, src.Namespace, src.Name, err)
