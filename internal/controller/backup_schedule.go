@@ -60,8 +60,11 @@ func (r *BackupScheduleReconciler) reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if !p.DeletionTimestamp.IsZero() || p.Spec.Backup == nil {
+	if !p.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
+	}
+	if p.Spec.Backup == nil {
+		return ctrl.Result{}, r.forgetSchedule(ctx, p)
 	}
 	now := r.Clock.Now()
 	next := p.Status.DeepCopy()
@@ -179,6 +182,17 @@ func (r *BackupScheduleReconciler) history(ctx context.Context, p *platformv1.Pa
 		st.LastCompleted, st.LastCompletedSet = &metav1.Time{Time: in.LastCompleted}, in.LastCompletedSet
 	}
 	return in, errors.Join(errs...)
+}
+
+// forgetSchedule drops BackupReady once spec.backup is removed: a condition
+// nobody keeps would turn stale and lie. status.backup stays, as history.
+func (r *BackupScheduleReconciler) forgetSchedule(ctx context.Context, p *platformv1.ParserPlatform) error {
+	if meta.FindStatusCondition(p.Status.Conditions, status.TypeBackupReady) == nil {
+		return nil
+	}
+	base := p.DeepCopy()
+	meta.RemoveStatusCondition(&p.Status.Conditions, status.TypeBackupReady)
+	return r.Status().Patch(ctx, p, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 }
 
 // patchStatus writes status.backup and BackupReady when they changed.

@@ -364,6 +364,49 @@ var _ = Describe("Backups", Ordered, func() {
 		Eventually(condition(ctx, p, status.TypeBackupReady), timeout, interval).Should(Satisfy(func(c *metav1.Condition) bool {
 			return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "BackupOverdue"
 		}))
+
+		By("spec.backup removed: no more runs, and no BackupReady left to turn stale")
+		updatePlatform(ctx, p, func(p *platformv1.ParserPlatform) { p.Spec.Backup = nil })
+		Eventually(condition(ctx, p, status.TypeBackupReady), timeout, interval).Should(BeNil())
+		backupClock.Step(time.Hour + runStep)
+		Consistently(func() int { return len(backupsOf(ctx, ns)) }, "300ms", interval).Should(Equal(4))
+	})
+
+	It("keeps as many completed scheduled backups as sets are retained, and every on-demand one", func() {
+		updatePlatform(ctx, p, func(p *platformv1.ParserPlatform) { p.Spec.Backup.Retain = 1 })
+		completed := func(name string, scheduled bool) {
+			b := &platformv1.ParserPlatformBackup{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: platformv1.ParserPlatformBackupSpec{Platform: "vk"}}
+			if scheduled {
+				b.Labels = map[string]string{LabelScheduled: "true"}
+				b.OwnerReferences = []metav1.OwnerReference{operatorresource.OwnerReference(p)}
+			}
+			Expect(k8sClient.Create(ctx, b)).To(Succeed())
+			// The backup controller may have started it meanwhile.
+			Eventually(func() error {
+				Expect(get(ctx, b, ns, name)()).To(Succeed())
+				now := metav1.Now()
+				b.Status = platformv1.ParserPlatformBackupStatus{Phase: platformv1.BackupCompleted, BackupSet: backup.NewSetID(now.Time), CompletedAt: &now}
+				return k8sClient.Status().Update(ctx, b)
+			}, timeout, interval).Should(Succeed())
+		}
+		completed("a-scheduled", true)
+		completed("b-on-demand", false)
+		completed("c-scheduled", true)
+		completed("d-scheduled", true)
+		Eventually(func() []string {
+			var names []string
+			for _, b := range backupsOf(ctx, ns) {
+				names = append(names, b.Name)
+			}
+			return names
+		}, timeout, interval).Should(Equal([]string{"b-on-demand", "d-scheduled"}))
+		Eventually(func() string {
+			latest := &platformv1.ParserPlatform{}
+			if err := get(ctx, latest, ns, "vk")(); err != nil || latest.Status.Backup == nil {
+				return ""
+			}
+			return latest.Status.Backup.LastCompletedSet
+		}, timeout, interval).Should(Equal(getBackup(ctx, ns, "d-scheduled")().Status.BackupSet))
 	})
 
 	It("fails an on-demand backup of a platform whose object store Secret is missing, naming it", func() {
