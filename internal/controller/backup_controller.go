@@ -12,12 +12,15 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
@@ -99,6 +102,15 @@ func (r *ParserPlatformBackupReconciler) reconcile(ctx context.Context, req ctrl
 // other's set. The set ID is in the status before any Job exists, so a
 // restarted operator continues the same set.
 func (r *ParserPlatformBackupReconciler) start(ctx context.Context, p *platformv1.ParserPlatform, b *platformv1.ParserPlatformBackup) (ctrl.Result, error) {
+	if !restored(p) {
+		// A backup of shards still being filled would be a complete set of
+		// partial data, and its retention could prune the very set being
+		// restored.
+		return ctrl.Result{RequeueAfter: storeRetryInterval}, r.setStatus(ctx, b, func(st *platformv1.ParserPlatformBackupStatus) {
+			st.Phase = platformv1.BackupPending
+			st.Message = fmt.Sprintf("waiting for ParserPlatform %s to finish its restore at creation", p.Name)
+		})
+	}
 	if blocker, err := r.blockingBackup(ctx, b); err != nil {
 		return ctrl.Result{}, err
 	} else if blocker != "" {
@@ -320,6 +332,11 @@ func (r *ParserPlatformBackupReconciler) event(b *platformv1.ParserPlatformBacku
 	}
 }
 
+// pendingOfPlatform wakes the pending backups of a platform that changed.
+func (r *ParserPlatformBackupReconciler) pendingOfPlatform(ctx context.Context, obj client.Object) []reconcile.Request {
+	return r.pending(ctx, obj.GetNamespace(), obj.GetName(), "")
+}
+
 // pendingOfSamePlatform wakes the pending backups of a platform when one of
 // its backups changes (finishes): the next may start.
 func (r *ParserPlatformBackupReconciler) pendingOfSamePlatform(ctx context.Context, obj client.Object) []reconcile.Request {
@@ -327,13 +344,19 @@ func (r *ParserPlatformBackupReconciler) pendingOfSamePlatform(ctx context.Conte
 	if !ok {
 		return nil
 	}
+	return r.pending(ctx, changed.Namespace, changed.Spec.Platform, changed.UID)
+}
+
+// pending lists the requests of platform's backups not started yet, but
+// except.
+func (r *ParserPlatformBackupReconciler) pending(ctx context.Context, namespace, platform string, except types.UID) []reconcile.Request {
 	list := &platformv1.ParserPlatformBackupList{}
-	if err := r.List(ctx, list, client.InNamespace(changed.Namespace)); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(namespace)); err != nil {
 		return nil
 	}
 	var out []reconcile.Request
 	for _, o := range list.Items {
-		if o.Spec.Platform == changed.Spec.Platform && o.UID != changed.UID &&
+		if o.Spec.Platform == platform && o.UID != except &&
 			slices.Contains([]platformv1.BackupPhase{"", platformv1.BackupPending}, o.Status.Phase) {
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&o)})
 		}
@@ -354,6 +377,10 @@ func (r *ParserPlatformBackupReconciler) SetupWithManager(mgr ctrl.Manager) erro
 		For(&platformv1.ParserPlatformBackup{}).
 		Owns(&batchv1.Job{}).
 		Watches(&platformv1.ParserPlatformBackup{}, handler.EnqueueRequestsFromMapFunc(r.pendingOfSamePlatform)).
+		// A platform's spec or annotations changing (spec.backup set, the
+		// restore recorded) may let its pending backups start.
+		Watches(&platformv1.ParserPlatform{}, handler.EnqueueRequestsFromMapFunc(r.pendingOfPlatform),
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Named("parserplatformbackup").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		Complete(r)
