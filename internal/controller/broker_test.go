@@ -33,10 +33,7 @@ var _ = Describe("Broker queue reconciliation", func() {
 
 	BeforeEach(func() {
 		ctx = context.Background()
-		ns = newNamespace(ctx)
-		p = fullPlatform(ns, "vk")
-		Expect(k8sClient.Create(ctx, p)).To(Succeed())
-		settled(ctx, p)
+		ns, p = newSettledPlatform(ctx, fullPlatform)
 		// The reconciler the suite's manager runs keeps reconciling this
 		// platform meanwhile; this one is called directly.
 		r = &ParserPlatformReconciler{Client: k8sClient, APIReader: k8sClient}

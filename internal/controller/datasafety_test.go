@@ -111,10 +111,7 @@ var _ = Describe("Storage growth", func() {
 	)
 	BeforeEach(func() {
 		ctx = context.Background()
-		ns = newNamespace(ctx)
-		p = fullPlatform(ns, "vk")
-		Expect(k8sClient.Create(ctx, p)).To(Succeed())
-		settled(ctx, p)
+		ns, p = newSettledPlatform(ctx, fullPlatform)
 	})
 
 	It("expands the PVCs where the StorageClass allows it, re-creates the StatefulSet once, and leaves nothing Degraded", func() {
@@ -194,10 +191,7 @@ var _ = Describe("Data volumes and credentials when a platform is deleted", func
 
 	It("keeps the credentials with retained volumes, and a re-created platform adopts them with the same passwords", func() {
 		ctx := context.Background()
-		ns := newNamespace(ctx)
-		p := fullPlatform(ns, "vk")
-		Expect(k8sClient.Create(ctx, p)).To(Succeed())
-		settled(ctx, p)
+		ns, p := newSettledPlatform(ctx, fullPlatform)
 		names := operatorresource.DataCredentialSecrets(p)
 		Expect(names).To(ConsistOf("vk-db-0-credentials", "vk-db-1-credentials", "vk-cache", "vk-broker"))
 		before := secretData(ctx, ns, names...)
@@ -228,10 +222,7 @@ var _ = Describe("Data volumes and credentials when a platform is deleted", func
 
 	It("never generates a password over existing data: a deleted credentials Secret is refused, named, and nothing that reads it is touched", func() {
 		ctx := context.Background()
-		ns := newNamespace(ctx)
-		p := fullPlatform(ns, "vk")
-		Expect(k8sClient.Create(ctx, p)).To(Succeed())
-		settled(ctx, p)
+		ns, p := newSettledPlatform(ctx, fullPlatform)
 		shardVolume(ctx, ns, "standard")
 		auth := &appsv1.Deployment{}
 		Expect(get(ctx, auth, ns, "vk-auth")()).To(Succeed())

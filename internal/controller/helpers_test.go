@@ -32,6 +32,16 @@ func newNamespace(ctx context.Context) string {
 	return name
 }
 
+// newSettledPlatform creates the platform build makes, named "vk", in a new
+// namespace, and waits until the operator has settled it.
+func newSettledPlatform(ctx context.Context, build func(namespace, name string) *platformv1.ParserPlatform) (string, *platformv1.ParserPlatform) {
+	ns := newNamespace(ctx)
+	p := build(ns, "vk")
+	Expect(k8sClient.Create(ctx, p)).To(Succeed())
+	settled(ctx, p)
+	return ns, p
+}
+
 // samplePlatform is the seed's platform, trimmed to what the stateless tier
 // reads: two services, the gateway, the load balancer.
 func samplePlatform(namespace, name string) *platformv1.ParserPlatform {

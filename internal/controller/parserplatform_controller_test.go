@@ -44,10 +44,7 @@ var _ = Describe("ParserPlatform stateless tier", func() {
 
 	BeforeEach(func() {
 		ctx = context.Background()
-		ns = newNamespace(ctx)
-		p = samplePlatform(ns, "vk")
-		Expect(k8sClient.Create(ctx, p)).To(Succeed())
-		settled(ctx, p)
+		ns, p = newSettledPlatform(ctx, samplePlatform)
 	})
 
 	It("creates every child with the contract names, labels and owner reference", func() {

@@ -52,10 +52,7 @@ var _ = Describe("ParserPlatform stateful tier", func() {
 
 	BeforeEach(func() {
 		ctx = context.Background()
-		ns = newNamespace(ctx)
-		p = fullPlatform(ns, "vk")
-		Expect(k8sClient.Create(ctx, p)).To(Succeed())
-		settled(ctx, p)
+		ns, p = newSettledPlatform(ctx, fullPlatform)
 	})
 
 	It("creates every stateful child with the contract names", func() {

@@ -55,6 +55,10 @@ var _ = BeforeSuite(func() {
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: envtestAssets(),
 	}
+	// envtest's default /24 holds ~250 ClusterIPs; every spec's platform
+	// takes about ten, and namespaces are not deleted (no controller
+	// manager), so the suite needs a wider range.
+	testEnv.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/16")
 	cfg, err := testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
 
