@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
+	"github.com/vkparser/parser-operator/internal/metrics"
 	"github.com/vkparser/parser-operator/internal/resource"
 	"github.com/vkparser/parser-operator/internal/status"
 )
@@ -57,8 +58,11 @@ func (r *BackupScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 
 func (r *BackupScheduleReconciler) reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	p := &platformv1.ParserPlatform{}
-	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	if err := r.Get(ctx, req.NamespacedName, p); apierrors.IsNotFound(err) {
+		metrics.ForgetBackups(req.Namespace, req.Name)
+		return ctrl.Result{}, nil
+	} else if err != nil {
+		return ctrl.Result{}, err
 	}
 	if !p.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil
@@ -180,6 +184,8 @@ func (r *BackupScheduleReconciler) history(ctx context.Context, p *platformv1.Pa
 	}
 	if !in.LastCompleted.IsZero() {
 		st.LastCompleted, st.LastCompletedSet = &metav1.Time{Time: in.LastCompleted}, in.LastCompletedSet
+		// Also after a restart of the operator, before the next backup.
+		metrics.BackupLastSuccess.WithLabelValues(p.Namespace, p.Name).Set(float64(in.LastCompleted.Unix()))
 	}
 	return in, errors.Join(errs...)
 }

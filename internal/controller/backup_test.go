@@ -10,6 +10,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +27,7 @@ import (
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 	"github.com/vkparser/parser-operator/internal/backup"
 	"github.com/vkparser/parser-operator/internal/backup/s3test"
+	"github.com/vkparser/parser-operator/internal/metrics"
 	operatorresource "github.com/vkparser/parser-operator/internal/resource"
 	"github.com/vkparser/parser-operator/internal/status"
 )
@@ -321,6 +323,8 @@ var _ = Describe("Backups", Ordered, func() {
 		latest := &platformv1.ParserPlatform{}
 		Expect(get(ctx, latest, ns, "vk")()).To(Succeed())
 		Expect(latest.Status.Backup.LastCompletedSet).To(Equal(set))
+		Expect(promtestutil.ToFloat64(metrics.BackupLastSuccess.WithLabelValues(ns, "vk"))).To(BeNumerically(">", 0))
+		Expect(promtestutil.ToFloat64(metrics.BackupSize.WithLabelValues(ns, "vk"))).To(BeNumerically("==", done.Status.Shards[0].Size+done.Status.Shards[1].Size))
 
 		By("cleanup: a completed backup's Jobs are deleted")
 		Eventually(func() int {

@@ -36,3 +36,12 @@ var (
 func init() {
 	metrics.Registry.MustRegister(BackupDuration, BackupSize, BackupLastSuccess, Backups)
 }
+
+// ForgetBackups drops a deleted platform's backup gauges.
+func ForgetBackups(namespace, platform string) {
+	labels := prometheus.Labels{"namespace": namespace, "platform": platform}
+	BackupDuration.DeletePartialMatch(labels)
+	BackupSize.DeletePartialMatch(labels)
+	BackupLastSuccess.DeletePartialMatch(labels)
+	Backups.DeletePartialMatch(labels)
+}
