@@ -2,8 +2,10 @@
 # The README's first command (`make demo`): the operator's main job with no
 # cluster of yours. Starts a simulated cluster on this machine (etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler and kwok fake nodes,
-# with real redis-servers behind the cache pods; hack/simcluster.sh, binaries
-# built from the Go module proxy on first use and cached), installs the CRD,
+# with real servers behind the pods: redis-server behind the cache,
+# PostgreSQL 15 behind the shards, RabbitMQ behind the broker;
+# hack/simcluster.sh, binaries built from the Go module proxy on first use
+# and cached), installs the CRD,
 # runs the operator binary against it, applies config/samples/ in a namespace
 # enforcing Pod Security "restricted", waits until the platform is Ready
 # (printing progress) and prints the platform, its conditions and its
@@ -29,7 +31,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "installing the test servers (redis) if missing"
+say "installing the test servers (redis, PostgreSQL, RabbitMQ) if missing"
 hack/install-test-deps.sh
 
 say "starting the simulated cluster (the first run builds kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok from the Go module proxy: ~8-18 min on 2 cores; then seconds)"

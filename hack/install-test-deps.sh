@@ -2,7 +2,8 @@
 # Installs the Debian packages whose real servers and tools the tests run
 # (nginx -t on the generated nginx.conf, redis-server on the cache's and the
 # Redis broker's redis.conf, rabbitmq-server on the broker's definitions,
-# PostgreSQL 15 behind the shard pods of the simulated cluster).
+# PostgreSQL 15 behind the shard pods of the simulated cluster; util-linux
+# and iproute2 for the simulated cluster's sandboxes and pod route).
 # Idempotent and silent when everything is present: it checks first and runs
 # `apt-get update` (once) only when something is missing. The tests skip
 # without these tools on a developer's machine and fail without them in CI.
@@ -17,6 +18,7 @@ set -euo pipefail
 PACKAGES=(
   "nginx-light nginx"
   "util-linux unshare"
+  "iproute2 ip"
   "redis-server redis-server"
   "redis-tools redis-cli"
   "rabbitmq-server rabbitmq-server"

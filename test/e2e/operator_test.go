@@ -564,6 +564,10 @@ var _ = Describe("The operator installed with its Helm chart", Ordered, func() {
 		GinkgoWriter.Print(out)
 	})
 
+	// The data-safety scenarios (datasafety_test.go), on platforms of their
+	// own, while this operator runs; the next spec checks its log for them too.
+	dataSafetySpecs(func() *operatorProcess { return op })
+
 	It("needed no permission beyond the chart's: no request of the operator was forbidden", func() {
 		Expect(op.exited()).To(Succeed())
 		data, err := os.ReadFile(op.log)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -204,7 +205,17 @@ func (k *rabbitKind) start(ctx context.Context, r *podRun) (*process, error) {
 	return startSandboxed(ctx, k, k.logDir, r)
 }
 
+// ready runs the pod's probe (rabbitmq-diagnostics, an Erlang VM of its
+// own: a second or more of CPU each time) only once the node's AMQP
+// listener accepts connections. Until then the probe could only fail (it
+// checks that listener), and running it every second would slow the boot
+// it waits for on a small machine.
 func (*rabbitKind) ready(ctx context.Context, r *podRun, proc *process) bool {
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort(r.ip, rabbitPorts(r)["listeners.tcp.default"]), 500*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
 	return execReady(ctx, r, proc)
 }
 
