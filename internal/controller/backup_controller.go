@@ -82,8 +82,15 @@ func (r *ParserPlatformBackupReconciler) reconcile(ctx context.Context, req ctrl
 	}
 	p := &platformv1.ParserPlatform{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.Platform}, p)
-	if apierrors.IsNotFound(err) {
-		return ctrl.Result{}, r.fail(ctx, b, fmt.Sprintf("ParserPlatform %s not found in namespace %s", b.Spec.Platform, b.Namespace))
+	if apierrors.IsNotFound(err) && b.Status.Phase != platformv1.BackupRunning {
+		// Applied together with its platform, the backup may come first;
+		// the platform's creation wakes it.
+		return ctrl.Result{}, r.setStatus(ctx, b, func(st *platformv1.ParserPlatformBackupStatus) {
+			st.Phase = platformv1.BackupPending
+			st.Message = fmt.Sprintf("waiting for ParserPlatform %s in namespace %s", b.Spec.Platform, b.Namespace)
+		})
+	} else if apierrors.IsNotFound(err) {
+		return ctrl.Result{}, r.fail(ctx, b, fmt.Sprintf("ParserPlatform %s was deleted during the backup", b.Spec.Platform))
 	} else if err != nil {
 		return ctrl.Result{}, err
 	}

@@ -413,6 +413,18 @@ var _ = Describe("Backups", Ordered, func() {
 		}, timeout, interval).Should(Equal(getBackup(ctx, ns, "d-scheduled")().Status.BackupSet))
 	})
 
+	It("keeps an on-demand backup of a platform not created yet pending", func() {
+		b := &platformv1.ParserPlatformBackup{ObjectMeta: metav1.ObjectMeta{Name: "early", Namespace: ns}, Spec: platformv1.ParserPlatformBackupSpec{Platform: "later"}}
+		Expect(k8sClient.Create(ctx, b)).To(Succeed())
+		Eventually(getBackup(ctx, ns, "early"), timeout, interval).Should(Satisfy(func(b *platformv1.ParserPlatformBackup) bool {
+			return b != nil && b.Status.Phase == platformv1.BackupPending && strings.Contains(b.Status.Message, "waiting for ParserPlatform later")
+		}))
+		later := samplePlatform(ns, "later")
+		later.Spec.Backup = &platformv1.BackupSpec{Schedule: "@every 1h", ObjectStore: testObjectStore()}
+		Expect(k8sClient.Create(ctx, later)).To(Succeed())
+		Eventually(getBackup(ctx, ns, "early"), timeout, interval).Should(Satisfy(phase(platformv1.BackupRunning)))
+	})
+
 	It("fails an on-demand backup of a platform whose object store Secret is missing, naming it", func() {
 		Expect(k8sClient.Delete(ctx, secret)).To(Succeed())
 		b := &platformv1.ParserPlatformBackup{ObjectMeta: metav1.ObjectMeta{Name: "now", Namespace: ns}, Spec: platformv1.ParserPlatformBackupSpec{Platform: "vk"}}
