@@ -21,9 +21,11 @@ TIMEOUT=${DEMO_TIMEOUT:-300}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/parser-operator-demo.XXXXXX")
 export SIMCLUSTER_DIR="$WORK/cluster"
 operator_pid=
+build_pid=
 say() { printf '\n== %s\n' "$*"; }
 
 cleanup() {
+  [ -n "$build_pid" ] && { kill "$build_pid" 2>/dev/null || true; wait "$build_pid" 2>/dev/null || true; }
   [ -n "$operator_pid" ] && { kill "$operator_pid" 2>/dev/null || true; wait "$operator_pid" 2>/dev/null || true; }
   hack/simcluster.sh stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
@@ -34,6 +36,11 @@ trap 'exit 130' INT TERM
 say "installing the test servers (redis, PostgreSQL, RabbitMQ) if missing"
 hack/install-test-deps.sh
 
+# The operator builds while the cluster starts (mostly waiting on its
+# components): a warm demo is then under a minute.
+go build -o bin/parser-operator ./cmd >"$WORK/build.log" 2>&1 &
+build_pid=$!
+
 say "starting the simulated cluster (the first run builds kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok from the Go module proxy: ~8-18 min on 2 cores; then seconds)"
 hack/simcluster.sh start
 eval "$(hack/simcluster.sh env)"
@@ -43,8 +50,9 @@ say "installing the CRD"
 kubectl apply --server-side -f config/crd/bases >/dev/null
 kubectl wait --for=condition=Established crd/parserplatforms.platform.vkparser.io --timeout=60s
 
-say "building and running the operator (log: $WORK/operator.log)"
-go build -o bin/parser-operator ./cmd
+say "building (started with the cluster) and running the operator (log: $WORK/operator.log)"
+wait "$build_pid" || { cat "$WORK/build.log"; exit 1; }
+build_pid=
 bin/parser-operator --health-probe-bind-address=0 --metrics-bind-address=0 >"$WORK/operator.log" 2>&1 &
 operator_pid=$!
 
@@ -64,7 +72,7 @@ while :; do
     echo "not Ready after ${TIMEOUT}s; the operator's log:"; tail -30 "$WORK/operator.log"; exit 1
   fi
   kill -0 "$operator_pid" 2>/dev/null || { echo "the operator exited:"; tail -30 "$WORK/operator.log"; exit 1; }
-  sleep 3
+  sleep 1
 done
 
 say "kubectl get parserplatforms"
