@@ -5,7 +5,10 @@
 # PVCs bound by the default StorageClass kwok-volume), and real servers
 # behind pods: a redis-server behind every pod whose container runs
 # redis-server, PostgreSQL 15 behind postgres containers, RabbitMQ behind
-# rabbitmq containers (test/e2e/README.md). All built
+# rabbitmq containers (test/e2e/README.md); while it runs, connections to a
+# pod IP come from that IP, as in a pod (a local route for the pod range,
+# `ip route replace local 127.N.0.0/16 dev lo table local`, removed at
+# stop; a killed cluster may leave it, harmless). All built
 # from the Go module proxy by hack/tool.sh and cached: the first use on a
 # machine builds them (~15 min on 2 cores), later starts take seconds.
 #
