@@ -569,6 +569,44 @@ func dataSafetySpecs(operator func() *operatorProcess) {
 				Expect(lostBefore).To(BeZero(), "keys acknowledged before the rollout")
 				Expect(lostDuring).To(BeZero(), "keys acknowledged during the rollout")
 			})
+
+			It("c: keeps the broker's credentials and messages across kubectl delete and kubectl apply (Retain): the three nodes come back together from their PVCs", func(ctx SpecContext) {
+				const kept = 50
+				s, err := clients.CoreV1().Secrets(mqNS).Get(ctx, mq+"-broker", metav1.GetOptions{})
+				Expect(err).NotTo(HaveOccurred())
+				acked, err := amqpPublish(ctx, string(s.Data["url"]), podIP(ctx, mqNS, pods[0]), resource.CeleryExchange, "parser", "f", kept)
+				Expect(err).NotTo(HaveOccurred())
+				Expect(acked).To(Equal(kept))
+				Eventually(managementAPI(ctx, mqNS, pods[0], password).messages).WithContext(ctx).WithArguments("parser").Should(Equal(kept))
+				pvcs := dataPVCs(ctx, mqNS)
+				p, err := getPlatform(ctx, mqNS, mq)
+				Expect(err).NotTo(HaveOccurred())
+
+				By("kubectl delete pp (Retain): the broker Secret stays with the PVCs")
+				deleteAndWait(ctx, mqNS, mq)
+				Expect(dataPVCs(ctx, mqNS)).To(Equal(pvcs))
+				retained, err := clients.CoreV1().Secrets(mqNS).Get(ctx, mq+"-broker", metav1.GetOptions{})
+				Expect(err).NotTo(HaveOccurred(), "the broker Secret (password, Erlang cookie) is kept")
+				Expect(retained.OwnerReferences).To(BeEmpty())
+				Expect(retained.Annotations).To(HaveKeyWithValue(resource.AnnotationRetainedFor, mq))
+				Expect(retained.Data).To(Equal(s.Data))
+
+				By("kubectl apply of the same manifest")
+				rolled := mqOptions
+				rolled.brokerCPU, rolled.cacheCPU, rolled.queues = "150m", "150m", []string{"parser"}
+				apply(ctx, mqNS, dsPlatformYAML(mq, rolled))
+				start := time.Now()
+				waitReady(ctx, mqNS, mq, p.UID)
+				Eventually(rabbitRunningNodes).WithContext(ctx).WithArguments(mqNS, pods[0]).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(HaveLen(3))
+				again, err := clients.CoreV1().Secrets(mqNS).Get(ctx, mq+"-broker", metav1.GetOptions{})
+				Expect(err).NotTo(HaveOccurred())
+				Expect(again.Data).To(Equal(s.Data), "the same password and cookie")
+				got, err := amqpDrain(ctx, string(s.Data["url"]), podIP(ctx, mqNS, pods[1]), "parser")
+				Expect(err).NotTo(HaveOccurred())
+				report("c: broker across kubectl delete + apply", "Ready again in %s; %d messages published before, %d consumed after; %d lost",
+					time.Since(start).Round(100*time.Millisecond), kept, len(got), kept-len(got))
+				Expect(got).To(HaveLen(kept))
+			})
 		})
 	})
 }
