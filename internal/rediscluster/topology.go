@@ -7,6 +7,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // View is what one reachable node reported about the cluster. Its own
@@ -93,10 +96,18 @@ func (t *Topology) tried(addr string) bool {
 	return ok || bad
 }
 
+// loadingWait bounds how long a node that is loading its keys from the
+// append-only file (just restarted) is waited for before it counts as
+// unreachable for this pass.
+const loadingWait = 10 * time.Second
+
 func observeNode(ctx context.Context, conn *Connector, addr string) (*View, error) {
+	cl := conn.Client(addr)
+	if err := waitLoaded(ctx, cl); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, conn.timeout)
 	defer cancel()
-	cl := conn.Client(addr)
 	text, err := cl.ClusterNodes(ctx).Result()
 	if err != nil {
 		return nil, fmt.Errorf("CLUSTER NODES: %w", err)
@@ -143,4 +154,23 @@ func infoField(info, name string) string {
 		}
 	}
 	return ""
+}
+
+// waitLoaded waits while the node answers LOADING: a restarted node reads
+// its keys back from the append-only file before it serves, and meanwhile
+// refuses CLUSTER NODES too.
+func waitLoaded(ctx context.Context, cl *redis.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, loadingWait)
+	defer cancel()
+	for {
+		err := cl.Ping(ctx).Err()
+		if err == nil || !strings.HasPrefix(err.Error(), "LOADING") {
+			return nil // any other answer is observeNode's to report
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("still loading its data after %v: %w", loadingWait, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

@@ -68,7 +68,7 @@ func TestChartClusterRoleIsTheControllerGenRole(t *testing.T) {
 // cluster. A new marker on another cluster-scoped resource makes this test
 // fail until it is added here and, if Kubernetes does not already list it, to
 // parser-operator.clusterScopedResources in the chart's _helpers.tpl.
-var clusterScoped = []string{"customresourcedefinitions"}
+var clusterScoped = []string{"customresourcedefinitions", "storageclasses"}
 
 func TestWatchNamespacesGrantsRolesPerNamespace(t *testing.T) {
 	objs := mustHelmTemplate(t, "--set-json", `watchNamespaces=["team-a","team-b"]`)
