@@ -131,12 +131,15 @@ func (r *ParserPlatformReconciler) reconcileChildren(ctx context.Context, p *pla
 		return reconcileResult{errs: []error{err}}
 	}
 	desired, withheld := withholdChildren(resource.Children(p, creds), missing)
+	// No app workload before a restore at creation has filled the shards (restore.go).
+	desired, withheld, restoring := r.withholdApps(p, desired, withheld)
 	liveCache, err := r.liveStatefulSet(ctx, p.Namespace, resource.CacheName(p))
 	if err != nil {
 		return reconcileResult{errs: []error{err}}
 	}
 	keepCacheUntilDrained(desired, liveCache)
 	res := r.applyChildren(ctx, p, desired)
+	res.merge(restoring)
 	res.merge(r.refuseMissingCredentials(p, missing))
 	res.merge(r.pruneChildren(ctx, p, slices.Concat(desired, withheld)))
 	res.merge(r.reconcileServiceMonitor(ctx, p))
