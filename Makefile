@@ -91,13 +91,13 @@ bench-ci: ## The benchmark at CI size (5 platforms, 5 s idle): proves the progra
 # The suite starts its own simulated cluster (test/e2e/simcluster): etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler and kwok, built from
 # the Go module proxy and cached by hack/tool.sh (first run ~15 min on 2
-# cores), plus real redis-servers behind redis pods (Debian's, installed by
-# hack/install-test-deps.sh). The e2e build tag keeps it out of `make test`.
+# cores), plus real PostgreSQL, RabbitMQ and Redis servers behind the pods
+# (Debian's, installed by hack/install-test-deps.sh). The e2e build tag keeps it out of `make test`.
 E2E_TIMEOUT ?= 30m
 E2E_FLAGS ?=
 
 .PHONY: e2e
-e2e: ## Run the e2e suite on a simulated cluster (first run builds its binaries, ~15 min; then ~15 s).
+e2e: ## Run the e2e suite on a simulated cluster (first run builds its binaries, ~15 min; then ~7 min: real PostgreSQL, RabbitMQ and Redis behind the pods).
 	hack/install-test-deps.sh
 	hack/simcluster.sh tools
 	go vet -tags e2e ./test/e2e/...
