@@ -149,4 +149,3 @@ func withholdChildren(desired []client.Object, missing []missingCredential) (wri
 	}
 	return write, withheld
 }
-
