@@ -15,6 +15,7 @@ import (
 //
 //	anyone -> load balancer -> gateway -> each service on its own port
 //	services, workers -> database, cache, broker
+//	backup and restore Jobs -> database
 //	cache <-> cache and broker <-> broker (cluster traffic)
 //	the operator -> cache (it forms the Redis Cluster)
 //	the operator -> RabbitMQ's management API (it keeps the queues in line)
@@ -32,7 +33,8 @@ func NetworkPolicies(p *platformv1.ParserPlatform) []*networkingv1.NetworkPolicy
 			{From: peers(componentPods(p, ComponentLoadBalancer)), Ports: tcpPorts(p.Spec.GatewayPort())},
 		}),
 		networkPolicy(p, "database", componentPods(p, ComponentDatabase), []networkingv1.NetworkPolicyIngressRule{
-			{From: peers(componentsPods(p, apps...)), Ports: tcpPorts(PostgresPort)},
+			// Backup and restore Jobs dump and fill the shards (pg_dump, pg_restore).
+			{From: peers(componentsPods(p, ComponentService, ComponentWorker, ComponentBackup)), Ports: tcpPorts(PostgresPort)},
 		}),
 		networkPolicy(p, "cache", componentPods(p, ComponentCache), []networkingv1.NetworkPolicyIngressRule{
 			{From: peers(componentsPods(p, apps...)), Ports: tcpPorts(RedisPort)},

@@ -536,3 +536,25 @@ func TestNetworkPoliciesFollowQueues(t *testing.T) {
 		})
 	}
 }
+
+// TestBackupJobsReachOnlyTheShards: the pods of backup and restore Jobs
+// (not in the matrix: they are not children of the platform) may open the
+// shards' PostgreSQL port, and nothing else of the platform.
+func TestBackupJobsReachOnlyTheShards(t *testing.T) {
+	p := samplePlatform()
+	p.Spec.Database.Restore = &platformv1.RestoreSpec{
+		ObjectStore: platformv1.ObjectStoreSpec{Endpoint: "s3.example.com", Bucket: "backups"}, BackupSet: "latest",
+	}
+	policies := NetworkPolicies(p)
+	nsLabels := map[string]string{corev1.LabelMetadataName: p.Namespace}
+	job := ShardRestoreJob(p, "parser-operator:test", "20261201T000000Z-000000", 0)
+	jobPod := netPod{name: "restore job", role: "backup", namespace: p.Namespace, nsLabels: nsLabels, labels: job.Spec.Template.Labels}
+	for _, dst := range networkPods(t, p) {
+		for _, port := range []int32{PostgresPort, RedisPort, AMQPPort, 8001} {
+			want := dst.role == roleShard && port == PostgresPort
+			if got := policyAllows(t, policies, jobPod, dst, port); got != want {
+				t.Errorf("restore Job -> %s:%d allowed=%v, want %v", dst.name, port, got, want)
+			}
+		}
+	}
+}
