@@ -126,15 +126,15 @@ var _ = Describe("ParserPlatform stateful tier", func() {
 			return cm.Data[operatorresource.QueueDefinitionsKey]
 		}, timeout, interval).Should(And(ContainSubstring(`"notifications"`), Not(ContainSubstring(`"analytics"`))))
 
-		// No queues at all: no broker, no workers.
-		updatePlatform(ctx, p, func(p *platformv1.ParserPlatform) { p.Spec.Queues = nil })
-		Eventually(func() bool {
-			return apierrors.IsNotFound(get(ctx, &appsv1.StatefulSet{}, ns, "vk-broker")())
-		}, timeout, interval).Should(BeTrue())
-		// Pruning deletes kind by kind: the worker may go a moment later.
-		Eventually(func() bool {
-			return apierrors.IsNotFound(get(ctx, &appsv1.Deployment{}, ns, "vk-worker-parser")())
-		}, timeout, interval).Should(BeTrue())
+		// No queues at all would remove the broker with what it still
+		// holds: the API server refuses it, and the broker stays.
+		latest := &platformv1.ParserPlatform{}
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(p), latest)).To(Succeed())
+		latest.Spec.Queues = nil
+		err := k8sClient.Update(ctx, latest)
+		Expect(err).To(MatchError(ContainSubstring("cannot go from some queues to none")))
+		Expect(get(ctx, &appsv1.StatefulSet{}, ns, "vk-broker")()).To(Succeed())
+		Expect(get(ctx, &appsv1.Deployment{}, ns, "vk-worker-notifications")()).To(Succeed())
 	})
 
 	It("refuses a storage change a StatefulSet cannot make, and keeps reconciling the rest", func() {
