@@ -42,6 +42,7 @@ func (r *ParserPlatformReconciler) resolveCredentials(ctx context.Context, p *pl
 	creds := resource.Credentials{}
 	var missing []missingCredential
 	live := map[string]*corev1.Secret{}
+	volumes := map[string]bool{} // by component identity: has a PVC
 	for _, key := range resource.GeneratedKeys(p) {
 		secret, seen := live[key.Secret]
 		if !seen {
@@ -56,9 +57,13 @@ func (r *ParserPlatformReconciler) resolveCredentials(ctx context.Context, p *pl
 			continue
 		}
 		if data, ok := resource.DataCredentialOf(p, key.Secret); ok {
-			exists, err := r.dataVolumesExist(ctx, p, data.Identity)
-			if err != nil {
-				return nil, nil, err
+			exists, looked := volumes[data.Identity]
+			if !looked {
+				var err error
+				if exists, err = r.dataVolumesExist(ctx, p, data.Identity); err != nil {
+					return nil, nil, err
+				}
+				volumes[data.Identity] = exists // the broker's two keys share one look
 			}
 			if exists {
 				missing = append(missing, missingCredential{DataCredential: data, key: key.Key})
