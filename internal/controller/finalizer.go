@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -105,7 +104,9 @@ func (r *ParserPlatformReconciler) retainCredentials(ctx context.Context, p *pla
 			continue
 		}
 		base := secret.DeepCopy()
-		secret.OwnerReferences = withoutOwner(secret.OwnerReferences, p)
+		if err := controllerutil.RemoveOwnerReference(p, secret, r.Scheme()); err != nil {
+			return fmt.Errorf("releasing Secret %s: %w", name, err)
+		}
 		secret.Annotations = merged(secret.Annotations, map[string]string{resource.AnnotationRetainedFor: p.Name})
 		if err := r.Patch(ctx, secret, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
 			return fmt.Errorf("keeping Secret %s with the retained volumes: %w", name, err)
@@ -114,14 +115,4 @@ func (r *ParserPlatformReconciler) retainCredentials(ctx context.Context, p *pla
 			"Secret "+name+" kept with the data volumes it opens (deletionPolicy: Retain)")
 	}
 	return nil
-}
-
-func withoutOwner(refs []metav1.OwnerReference, p *platformv1.ParserPlatform) []metav1.OwnerReference {
-	var out []metav1.OwnerReference
-	for _, ref := range refs {
-		if ref.UID != p.UID {
-			out = append(out, ref)
-		}
-	}
-	return out
 }
