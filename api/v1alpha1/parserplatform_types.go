@@ -65,6 +65,8 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.services.all(s, !has(s.autoscaling) || (has(s.autoscaling.minReplicas) && has(s.autoscaling.maxReplicas)) || (has(s.autoscaling.minReplicas) ? s.autoscaling.minReplicas : self.autoscaling.minReplicas) <= (has(s.autoscaling.maxReplicas) ? s.autoscaling.maxReplicas : self.autoscaling.maxReplicas))",messageExpression="'services[].autoscaling: minReplicas must be <= maxReplicas once merged with spec.autoscaling (minReplicas %d, maxReplicas %d), which fills in the bound an override leaves out: %s'.format([self.autoscaling.minReplicas, self.autoscaling.maxReplicas, self.services.filter(s, has(s.autoscaling) && !(has(s.autoscaling.minReplicas) && has(s.autoscaling.maxReplicas)) && (has(s.autoscaling.minReplicas) ? s.autoscaling.minReplicas : self.autoscaling.minReplicas) > (has(s.autoscaling.maxReplicas) ? s.autoscaling.maxReplicas : self.autoscaling.maxReplicas)).map(s, '%s gets minReplicas %d > maxReplicas %d'.format([s.name, (has(s.autoscaling.minReplicas) ? s.autoscaling.minReplicas : self.autoscaling.minReplicas), (has(s.autoscaling.maxReplicas) ? s.autoscaling.maxReplicas : self.autoscaling.maxReplicas)]))])",message="services[].autoscaling: minReplicas must be <= maxReplicas once merged with spec.autoscaling, which fills in the bound an override leaves out",fieldPath=".services"
 // +kubebuilder:validation:XValidation:rule="!has(self.queues) || !has(self.queues.queues) || self.queues.queues.all(s, !has(s.autoscaling) || (has(s.autoscaling.minReplicas) && has(s.autoscaling.maxReplicas)) || (has(s.autoscaling.minReplicas) ? s.autoscaling.minReplicas : self.autoscaling.minReplicas) <= (has(s.autoscaling.maxReplicas) ? s.autoscaling.maxReplicas : self.autoscaling.maxReplicas))",messageExpression="'queues.queues[].autoscaling: minReplicas must be <= maxReplicas once merged with spec.autoscaling (minReplicas %d, maxReplicas %d), which fills in the bound an override leaves out: %s'.format([self.autoscaling.minReplicas, self.autoscaling.maxReplicas, self.queues.queues.filter(s, has(s.autoscaling) && !(has(s.autoscaling.minReplicas) && has(s.autoscaling.maxReplicas)) && (has(s.autoscaling.minReplicas) ? s.autoscaling.minReplicas : self.autoscaling.minReplicas) > (has(s.autoscaling.maxReplicas) ? s.autoscaling.maxReplicas : self.autoscaling.maxReplicas)).map(s, '%s gets minReplicas %d > maxReplicas %d'.format([s.name, (has(s.autoscaling.minReplicas) ? s.autoscaling.minReplicas : self.autoscaling.minReplicas), (has(s.autoscaling.maxReplicas) ? s.autoscaling.maxReplicas : self.autoscaling.maxReplicas)]))])",message="queues.queues[].autoscaling: minReplicas must be <= maxReplicas once merged with spec.autoscaling, which fills in the bound an override leaves out",fieldPath=".queues.queues"
 // +kubebuilder:validation:XValidation:rule="self.services.all(s, s.port != self.monitoring.metricsPort)",messageExpression="'services[].port must differ from monitoring.metricsPort (%d), on which every pod also serves metrics: change the port of %s or monitoring.metricsPort'.format([self.monitoring.metricsPort, self.services.filter(s, s.port == self.monitoring.metricsPort).map(s, s.name)])",message="services[].port must differ from monitoring.metricsPort, on which every pod also serves metrics",fieldPath=".services"
+// +kubebuilder:validation:XValidation:rule="!(self.monitoring.metricsPort in [5432, 6379, 16379, 5672, 15672, 15692, 4369, 25672, 8080])",messageExpression="'monitoring.metricsPort (%d) must differ from the ports the platform serves data on (PostgreSQL 5432, Redis 6379 and its cluster bus 16379, AMQP 5672, RabbitMQ management 15672 and metrics 15692, epmd 4369, Erlang distribution 25672, nginx 8080): the monitoring namespace is let in on the metrics port of the pods that serve metrics; choose another port, such as 9090'.format([self.monitoring.metricsPort])",message="monitoring.metricsPort must differ from the platform's data ports (5432, 6379, 16379, 5672, 15672, 15692, 4369, 25672, 8080)",fieldPath=".monitoring.metricsPort"
+// +kubebuilder:validation:XValidation:rule="self.services.all(s, !has(s.calls) || s.calls.all(c, self.services.exists(t, t.name == c)))",messageExpression="'services[].calls must name services of spec.services; %s call a service that is not there'.format([self.services.filter(s, has(s.calls) && s.calls.exists(c, !self.services.exists(t, t.name == c))).map(s, s.name)])",message="services[].calls must name services of spec.services",fieldPath=".services"
 // +kubebuilder:validation:XValidation:rule="!has(self.gateway.port) || self.gateway.port != self.monitoring.metricsPort",messageExpression="'gateway.port must differ from monitoring.metricsPort (%d), on which the gateway pod also serves metrics'.format([self.monitoring.metricsPort])",message="gateway.port must differ from monitoring.metricsPort, on which the gateway pod also serves metrics",fieldPath=".gateway.port"
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.queues) || !has(oldSelf.queues.queues) || size(oldSelf.queues.queues) == 0 || (has(self.queues) && has(self.queues.queues) && size(self.queues.queues) > 0)",message="queues.queues cannot go from some queues to none: the broker would be removed with the messages still queued in it; keep at least one queue, or delete the platform",fieldPath=".queues"
 type ParserPlatformSpec struct {
@@ -126,6 +128,11 @@ type ParserPlatformSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Monitoring MonitoringSpec `json:"monitoring,omitempty"`
+
+	// networkPolicy narrows the egress of the application pods (the
+	// platform's NetworkPolicies isolate every pod in any case).
+	// +optional
+	NetworkPolicy *NetworkPolicySpec `json:"networkPolicy,omitempty"`
 
 	// backup backs the database shards up to an S3-compatible object store
 	// on a schedule (a ParserPlatformBackup per run), keeping the newest
@@ -271,6 +278,32 @@ type ServiceSpec struct {
 	// autoscaling overrides spec.autoscaling for this service.
 	// +optional
 	Autoscaling *AutoscalingOverride `json:"autoscaling,omitempty"`
+
+	// calls are the services this one calls through the registry: its pods
+	// may open the listed services' ports and no other service's. Left out,
+	// it may call every service of the platform (the registry's default);
+	// an empty list calls none. Each entry names a service of spec.services.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=30
+	// +optional
+	Calls []string `json:"calls,omitempty"`
+}
+
+// NetworkPolicySpec narrows what the platform's NetworkPolicies let out.
+type NetworkPolicySpec struct {
+	// egress lists the CIDRs (for example 203.0.113.0/24, or 0.0.0.0/0 with
+	// the cloud metadata range left out by a narrower list) that the
+	// application pods (services, gateway, load balancer, workers, backup
+	// and restore Jobs) may reach beyond the platform itself and DNS. Left
+	// out, their egress stays open: the parser reaches the internet. Backup
+	// Jobs upload to the object store: list its addresses when this is set.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",messageExpression="'networkPolicy.egress: %s is not a CIDR (address/prefix, as 10.0.0.0/8 or 2001:db8::/32)'.format([self.filter(c, !isCIDR(c))])",message="networkPolicy.egress entries must be CIDRs (address/prefix, as 10.0.0.0/8)"
+	// +optional
+	Egress []string `json:"egress,omitempty"`
 }
 
 // GatewaySpec is the API gateway.
@@ -578,7 +611,9 @@ type MonitoringSpec struct {
 	ServiceMonitor ServiceMonitorMode `json:"serviceMonitor,omitempty"`
 
 	// metricsPort is the port on which every service, the gateway and the
-	// workers serve Prometheus metrics.
+	// workers serve Prometheus metrics. It must differ from every service
+	// port and from the platform's data ports (5432, 6379, 16379, 5672,
+	// 15672, 15692, 4369, 25672, 8080).
 	// +kubebuilder:default=9090
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
