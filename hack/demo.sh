@@ -4,12 +4,16 @@
 # kube-apiserver, kube-controller-manager, kube-scheduler and kwok fake nodes,
 # with real servers behind the pods: redis-server behind the cache,
 # PostgreSQL 15 behind the shards, RabbitMQ behind the broker;
-# hack/simcluster.sh, binaries built from the Go module proxy on first use
-# and cached), installs the CRD,
-# runs the operator binary against it, applies config/samples/ in a namespace
-# enforcing Pod Security "restricted", waits until the platform is Ready
-# (printing progress) and prints the platform, its conditions and its
-# children.
+# hack/simcluster.sh), installs the CRD, runs the operator binary against it,
+# applies config/samples/ in a namespace enforcing Pod Security "restricted",
+# waits until the platform is Ready and prints the platform, its conditions
+# and its children.
+#
+# The cluster's binaries come from hack/tool.sh: cached in
+# ~/.cache/parser-operator, else downloaded from their release sites
+# (seconds), else built from the Go module proxy (~15 min on 2 cores). Each
+# step prints its elapsed time; the platform's progress is counted from its
+# `kubectl apply`.
 #
 #   DEMO_KEEP=1 make demo   keeps everything running until Ctrl-C and prints
 #                           the kubeconfig to poke at it with kubectl.
@@ -20,9 +24,12 @@ NAMESPACE=${DEMO_NAMESPACE:-parser}
 TIMEOUT=${DEMO_TIMEOUT:-300}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/parser-operator-demo.XXXXXX")
 export SIMCLUSTER_DIR="$WORK/cluster"
+CLUSTER_TOOLS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 operator_pid=
 build_pid=
 say() { printf '\n== %s\n' "$*"; }
+# took START WHAT: one line with the seconds since START.
+took() { printf '   %s: %ds\n' "$2" "$((SECONDS - $1))"; }
 
 cleanup() {
   [ -n "$build_pid" ] && { kill "$build_pid" 2>/dev/null || true; wait "$build_pid" 2>/dev/null || true; }
@@ -33,47 +40,80 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "installing the test servers (redis, PostgreSQL, RabbitMQ) if missing"
-hack/install-test-deps.sh
+# tool NAME: hack/tool.sh NAME with its messages indented, then one line:
+# how the binary came (cached, downloaded, built from source) and how long.
+tool() {
+  local begin=$SECONDS how=cached
+  { hack/tool.sh "$1" 2>&1 >/dev/null | tee "$WORK/tool.log" | sed -u 's/^/     /'; } ||
+    { echo "   hack/tool.sh $1 failed"; exit 1; }
+  grep -q '^tool.sh: downloaded' "$WORK/tool.log" && how=downloaded
+  grep -q '^tool.sh: built' "$WORK/tool.log" && how="built from source"
+  printf '   %-24s %-18s %4ds\n' "$1" "$how" "$((SECONDS - begin))"
+}
 
-# The operator builds while the cluster starts (mostly waiting on its
-# components): a warm demo is then under a minute.
-go build -o bin/parser-operator ./cmd >"$WORK/build.log" 2>&1 &
+begin=$SECONDS
+say "test servers (redis, PostgreSQL, RabbitMQ), installed if missing"
+hack/install-test-deps.sh
+took "$begin" "checked"
+
+# The operator builds while the cluster's binaries come and the cluster
+# starts (mostly waiting on its components).
+(
+  b=$SECONDS
+  go build -o bin/parser-operator ./cmd >"$WORK/build.log" 2>&1
+  echo $((SECONDS - b)) >"$WORK/build.seconds"
+) &
 build_pid=$!
 
-say "starting the simulated cluster (the first run builds kube-apiserver, etcd, kube-controller-manager, kube-scheduler and kwok from the Go module proxy: ~8-18 min on 2 cores; then seconds)"
-hack/simcluster.sh start
+say "the cluster's binaries (cached, else downloaded, else built from the Go module proxy: ~15 min on 2 cores)"
+for t in "${CLUSTER_TOOLS[@]}"; do tool "$t"; done
+
+say "starting the simulated cluster"
+begin=$SECONDS
+hack/simcluster.sh start >/dev/null
 eval "$(hack/simcluster.sh env)"
+took "$begin" "cluster up"
 kubectl get nodes
 
 say "installing the CRD"
+begin=$SECONDS
 kubectl apply --server-side -f config/crd/bases >/dev/null
 kubectl wait --for=condition=Established crd/parserplatforms.platform.vkparser.io --timeout=60s
+took "$begin" "CRD established"
 
-say "building (started with the cluster) and running the operator (log: $WORK/operator.log)"
+say "the operator (go build ./cmd, started with the binaries; log: $WORK/operator.log)"
+begin=$SECONDS
 wait "$build_pid" || { cat "$WORK/build.log"; exit 1; }
 build_pid=
+echo "   built in $(cat "$WORK/build.seconds")s, alongside the cluster; waited $((SECONDS - begin))s for it here"
 bin/parser-operator --health-probe-bind-address=0 --metrics-bind-address=0 >"$WORK/operator.log" 2>&1 &
 operator_pid=$!
 
 say "kubectl apply -f config/samples/ (namespace $NAMESPACE, Pod Security restricted enforced)"
 kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl label namespace "$NAMESPACE" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
+applied=$SECONDS
 kubectl apply -n "$NAMESPACE" -f config/samples/
 
-say "waiting until the platform is Ready (at most ${TIMEOUT}s)"
-deadline=$((SECONDS + TIMEOUT))
+say "waiting until the platform is Ready (at most ${TIMEOUT}s; seconds since kubectl apply, a line when the status changes)"
+last= shown=-10
 while :; do
   ready=$(kubectl get pp vk -n "$NAMESPACE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null || true)
   waiting=$(kubectl get pp vk -n "$NAMESPACE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}' 2>/dev/null || true)
-  printf '  %3ds Ready=%s %s\n' "$((SECONDS))" "${ready:-?}" "$waiting"
+  now=$((SECONDS - applied))
+  # A line when the status changes, and every 10 s while it does not.
+  if [ "$ready $waiting" != "$last" ] || [ $((now - shown)) -ge 10 ] || [ "$ready" = True ]; then
+    printf '  %3ds Ready=%s %s\n' "$now" "${ready:-?}" "$waiting"
+    last="$ready $waiting" shown=$now
+  fi
   [ "$ready" = True ] && break
-  if [ $SECONDS -ge $deadline ]; then
-    echo "not Ready after ${TIMEOUT}s; the operator's log:"; tail -30 "$WORK/operator.log"; exit 1
+  if [ "$now" -ge "$TIMEOUT" ]; then
+    echo "not Ready ${TIMEOUT}s after kubectl apply; the operator's log:"; tail -30 "$WORK/operator.log"; exit 1
   fi
   kill -0 "$operator_pid" 2>/dev/null || { echo "the operator exited:"; tail -30 "$WORK/operator.log"; exit 1; }
   sleep 1
 done
+echo "   Ready ${now}s after kubectl apply (${SECONDS}s since make demo started)"
 
 say "kubectl get parserplatforms"
 kubectl get parserplatforms -n "$NAMESPACE"

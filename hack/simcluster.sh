@@ -8,9 +8,10 @@
 # rabbitmq containers (test/e2e/README.md); while it runs, connections to a
 # pod IP come from that IP, as in a pod (a local route for the pod range,
 # `ip route replace local 127.N.0.0/16 dev lo table local`, removed at
-# stop; a killed cluster may leave it, harmless). All built
-# from the Go module proxy by hack/tool.sh and cached: the first use on a
-# machine builds them (~15 min on 2 cores), later starts take seconds.
+# stop; a killed cluster may leave it, harmless). The binaries come
+# from hack/tool.sh and are cached: the first use on a machine downloads
+# them (seconds) or, offline, builds them from the Go module proxy (~15 min on
+# 2 cores); later starts take seconds.
 #
 #   hack/simcluster.sh start [flags]  start in the background, wait until it
 #                                     works, print the exports to use it
@@ -77,9 +78,11 @@ start() {
   fi
   rm -rf "$DIR"
   mkdir -p "$DIR/bin"
-  log "binaries (the first run builds them from the Go module proxy: ~15 min on 2 cores)"
+  log "binaries (hack/tool.sh: cached, else downloaded, else built from the Go module proxy: ~15 min on 2 cores)"
   tools
+  local built=$SECONDS
   build_cli "$DIR/bin/simcluster"
+  log "built the cluster command (go build ./test/e2e/cmd/simcluster) in $((SECONDS - built))s"
   local begin=$SECONDS
   # setsid: the cluster leads its own session, apart from the caller's
   # terminal and process group (Ctrl-C in the caller is the caller's trap's
