@@ -3,9 +3,10 @@
 # (the value for KUBEBUILDER_ASSETS).
 #
 # First try: setup-envtest's usual download, with a short timeout, for users
-# with internet. Otherwise (this project's CI has only the Go module proxy):
-# build kube-apiserver and etcd from the module proxy with hack/tool.sh, cached
-# in ~/.cache/parser-operator and reused.
+# with internet. Otherwise: kube-apiserver and etcd from hack/tool.sh (their
+# release downloads, else builds from the Go module proxy), cached in
+# ~/.cache/parser-operator and reused. PARSER_OPERATOR_OFFLINE=1 skips
+# setup-envtest too.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -18,7 +19,7 @@ has_assets() { [ -x "$1/kube-apiserver" ] && [ -x "$1/etcd" ] && [ -x "$1/kubect
 
 # try_setup_envtest: the download path. Quiet failure: no network is normal here.
 try_setup_envtest() {
-  [ "${SKIP_SETUP_ENVTEST:-}" = 1 ] && return 1
+  [ "${SKIP_SETUP_ENVTEST:-}" = 1 ] || [ "${PARSER_OPERATOR_OFFLINE:-}" = 1 ] && return 1
   local dir
   dir=$(timeout "$SETUP_ENVTEST_TIMEOUT" go run sigs.k8s.io/controller-runtime/tools/setup-envtest@v0.25.1 \
     use "${KUBERNETES_VERSION%.*}.x" --bin-dir "$CACHE/setup-envtest" -p path 2>/dev/null) || return 1
@@ -43,7 +44,7 @@ main() {
   local cached="$CACHE/envtest-$KUBERNETES_VERSION"
   if has_assets "$cached"; then echo "$cached"; return; fi
   if dir=$(try_setup_envtest); then echo "$dir"; return; fi
-  log "setup-envtest could not download (no internet?); building from the Go module proxy"
+  log "setup-envtest could not download (no internet?); using hack/tool.sh"
   build_from_source
 }
 
