@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vkparser/parser-operator/internal/testutil"
 )
 
 // publisher serves one tool's linux/amd64 release on the site the way its
@@ -158,6 +160,10 @@ type harness struct {
 
 func newHarness(t *testing.T, realGo bool) *harness {
 	t.Helper()
+	// The script downloads with curl; CI has it, a developer's machine may not.
+	if _, err := exec.LookPath("curl"); err != nil {
+		testutil.MissingTool(t, "curl", err)
+	}
 	h := &harness{t: t, site: newReleaseSite(t), pin: pins(t), cache: t.TempDir()}
 	h.goLog = filepath.Join(t.TempDir(), "go.log")
 	h.path = os.Getenv("PATH")
