@@ -26,11 +26,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
@@ -57,88 +54,17 @@ func dataSafetySpecs(operator func() *operatorProcess) {
 			// a 3-node RabbitMQ boots in ~30 s on 2 busy cores.
 			dsWait = 4 * time.Minute
 		)
-		var pc client.Client
-
-		alive := func() {
-			if err := operator().exited(); err != nil {
-				StopTrying(err.Error()).Now()
-			}
-		}
-		getPlatform := func(ctx context.Context, ns, name string) (*platformv1.ParserPlatform, error) {
-			p := &platformv1.ParserPlatform{}
-			return p, pc.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, p)
-		}
-		// waitReady waits for Ready=True of the current generation (and
-		// another UID than old, for a platform applied again).
-		waitReady := func(ctx context.Context, ns, name string, old types.UID) *platformv1.ParserPlatform {
-			GinkgoHelper()
-			pr := &progress{start: time.Now()}
-			var p *platformv1.ParserPlatform
-			Eventually(func(g Gomega) {
-				alive()
-				var err error
-				p, err = getPlatform(ctx, ns, name)
-				g.Expect(err).NotTo(HaveOccurred())
-				g.Expect(p.UID).NotTo(Equal(old))
-				ready := meta.FindStatusCondition(p.Status.Conditions, "Ready")
-				if ready != nil {
-					pr.report("%s/%s Ready=%s %s: %s", ns, name, ready.Status, ready.Reason, ready.Message)
-				}
-				g.Expect(p.Status.ObservedGeneration).To(Equal(p.Generation))
-				g.Expect(ready).NotTo(BeNil())
-				g.Expect(ready.Status).To(Equal(metav1.ConditionTrue), "%s: %s", ready.Reason, ready.Message)
-			}).WithContext(ctx).WithTimeout(dsWait).WithPolling(time.Second).Should(Succeed())
-			return p
-		}
-		apply := func(ctx context.Context, ns, manifest string) {
-			GinkgoHelper()
-			out, err := kubectl(ctx, manifest, "apply", "-n", ns, "-f", "-")
-			Expect(err).NotTo(HaveOccurred(), out)
-		}
-		// deleteAndWait is `kubectl delete pp` and the wait until the
-		// platform (its finalizer run) and every pod of the namespace are gone.
-		deleteAndWait := func(ctx context.Context, ns, name string) {
-			GinkgoHelper()
-			start := time.Now()
-			out, err := kubectl(ctx, "", "delete", "pp", name, "-n", ns, "--wait=false")
-			Expect(err).NotTo(HaveOccurred(), out)
-			Eventually(func(g Gomega) {
-				alive()
-				_, err := getPlatform(ctx, ns, name)
-				g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "platform still there: %v", err)
-				g.Expect(podNames(ctx, ns, "")).To(BeEmpty())
-				sts, err := clients.AppsV1().StatefulSets(ns).List(ctx, metav1.ListOptions{})
-				g.Expect(err).NotTo(HaveOccurred())
-				g.Expect(sts.Items).To(BeEmpty())
-			}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
-			GinkgoWriter.Printf("%s/%s and its pods gone %s after kubectl delete\n", ns, name, time.Since(start).Round(100*time.Millisecond))
-		}
+		var (
+			alive                func()
+			getPlatform          func(context.Context, string, string) (*platformv1.ParserPlatform, error)
+			waitReady            func(context.Context, string, string, types.UID) *platformv1.ParserPlatform
+			apply, deleteAndWait func(context.Context, string, string)
+		)
 
 		BeforeAll(func(ctx SpecContext) {
-			scheme := runtime.NewScheme()
-			Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
-			Expect(platformv1.AddToScheme(scheme)).To(Succeed())
-			var err error
-			pc, err = client.New(cluster.Config, client.Options{Scheme: scheme})
-			Expect(err).NotTo(HaveOccurred())
-			for _, ns := range []string{dbNS, mqNS} {
-				_, err := kubectl(ctx, "", "create", "namespace", ns)
-				Expect(err).NotTo(HaveOccurred())
-				_, err = kubectl(ctx, "", "label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")
-				Expect(err).NotTo(HaveOccurred())
-			}
-			DeferCleanup(func(ctx SpecContext) {
-				// The servers of the scenarios stop with their pods; later
-				// specs get the machine back.
-				for _, ns := range []string{dbNS, mqNS} {
-					_, _ = kubectl(ctx, "", "delete", "namespace", ns, "--wait=false")
-				}
-				Eventually(func(g Gomega) {
-					for _, ns := range []string{dbNS, mqNS} {
-						g.Expect(podNames(ctx, ns, "")).To(BeEmpty())
-					}
-				}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
-			}, NodeTimeout(2*time.Minute))
+			s := newScenario(operator, dsWait)
+			alive, getPlatform, waitReady, apply, deleteAndWait = s.alive, s.getPlatform, s.waitReady, s.apply, s.deleteAndWait
+			createNamespaces(ctx, dbNS, mqNS)
 		})
 
 		AfterEach(func(ctx SpecContext) {
@@ -633,6 +559,8 @@ type dsOptions struct {
 	brokerCPU      string
 	cacheCPU       string
 	queues         []string
+	backup         string // spec.backup, a YAML flow mapping
+	restore        string // spec.database.restore, a YAML flow mapping
 }
 
 // dsPlatformYAML is a small platform: one service, no autoscaling, a
@@ -653,13 +581,16 @@ spec:
   - {name: auth, image: registry.example.com/vk-parser/auth:1.4.0, port: 8001, replicas: 1}
   gateway: {image: registry.example.com/vk-parser/gateway:1.4.0, port: 8080, replicas: 1}
   loadBalancer: {image: nginxinc/nginx-unprivileged:1.27-alpine, replicas: 1, port: 80, serviceType: ClusterIP}
-  database: {shards: %d, image: postgres:16-alpine, storage: {size: 1Gi}}
+  database: {shards: %d, image: postgres:16-alpine, storage: {size: 1Gi}%s}
   cache:
     masters: 3
     replicasPerMaster: 1
     image: redis:7.2-alpine
     storage: {size: 1Gi}
-`, o.shards)
+`, o.shards, flowField("restore", o.restore))
+	if o.backup != "" {
+		fmt.Fprintf(&b, "  backup: %s\n", o.backup)
+	}
 	if o.cacheCPU != "" {
 		fmt.Fprintf(&b, "    resources: {requests: {cpu: %s}}\n", o.cacheCPU)
 	}
@@ -683,6 +614,14 @@ spec:
 		}
 	}
 	return b.String()
+}
+
+// flowField is ", key: value" in a flow mapping, "" for no value.
+func flowField(key, value string) string {
+	if value == "" {
+		return ""
+	}
+	return ", " + key + ": " + value
 }
 
 // shardCredentials are the files of one shard under DB_CREDENTIALS_DIR.

@@ -115,6 +115,8 @@ var _ = Describe("The operator installed with its Helm chart", Ordered, func() {
 		dir := GinkgoT().TempDir()
 		bin, err = buildOperator(ctx, dir)
 		Expect(err).NotTo(HaveOccurred())
+		// The operator's image in the Job pods it creates holds this binary.
+		Expect(cluster.UseOperatorBinary(bin)).To(Succeed())
 		h, err = findHelm(ctx, filepath.Join(dir, "helm"))
 		Expect(err).NotTo(HaveOccurred())
 		out, err := h.run(ctx, "version", "--short")
@@ -185,7 +187,9 @@ var _ = Describe("The operator installed with its Helm chart", Ordered, func() {
 		Expect(ptr.Deref(d.Spec.Template.Spec.SecurityContext.RunAsNonRoot, false) ||
 			ptr.Deref(c[0].SecurityContext.RunAsNonRoot, false)).To(BeTrue(), "non-root")
 		Expect(c).To(HaveLen(1))
-		deploymentArgs = c[0].Args
+		// In its pod the operator finds its image on its own pod (the image
+		// of its backup Jobs); beside the cluster it is told.
+		deploymentArgs = append(slices.Clone(c[0].Args), "--operator-image="+c[0].Image)
 		GinkgoWriter.Printf("ServiceAccount %s; container args %q\n", saName, deploymentArgs)
 		Expect(deploymentArgs).To(ContainElement("--leader-elect"), "leader election is on by default")
 	})
@@ -567,6 +571,9 @@ var _ = Describe("The operator installed with its Helm chart", Ordered, func() {
 	// The data-safety scenarios (datasafety_test.go), on platforms of their
 	// own, while this operator runs; the next spec checks its log for them too.
 	dataSafetySpecs(func() *operatorProcess { return op })
+	// The backup scenarios (backup_test.go): the operator's Jobs run for
+	// real, against a real S3 server.
+	backupSpecs(func() *operatorProcess { return op })
 
 	It("needed no permission beyond the chart's: no request of the operator was forbidden", func() {
 		Expect(op.exited()).To(Succeed())

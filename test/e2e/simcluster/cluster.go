@@ -61,6 +61,10 @@ type Options struct {
 	// NoRabbitMQ turns off the real RabbitMQ nodes behind rabbitmq pods
 	// (container "rabbitmq"): kwok makes them Ready.
 	NoRabbitMQ bool
+	// NoJobs turns off running the operator's backup and restore Job pods
+	// (jobs.go; they need PostgreSQL's client tools): kwok makes them
+	// succeed at once, as every other Job pod.
+	NoJobs bool
 	// PostgresBinDir holds postgres, initdb, pg_ctl, psql, pg_isready
 	// (default /usr/lib/postgresql/15/bin, Debian's postgresql-15).
 	PostgresBinDir string
@@ -96,6 +100,7 @@ type Cluster struct {
 	unlock    func()
 	runtime   *runtime
 	rabbit    *rabbitKind
+	jobs      *jobKind
 	podRoute  bool       // addPodRoute succeeded
 	failed    chan error // the first unexpected exit of a component
 	stopOnce  sync.Once
@@ -185,6 +190,14 @@ func (c *Cluster) serverKinds() ([]serverKind, error) {
 		}
 		c.rabbit = k
 		kinds, names = append(kinds, k), append(names, "rabbitmq")
+	}
+	if !c.opts.NoJobs {
+		k, err := newJobKind(c, c.postgresBinDir())
+		if err != nil {
+			return nil, err
+		}
+		c.jobs = k
+		kinds, names = append(kinds, k), append(names, "the operator's Jobs")
 	}
 	if len(kinds) > 0 {
 		c.logf("starting the runtime for real servers behind pods: %s", strings.Join(names, ", "))
@@ -547,6 +560,11 @@ func (c *Cluster) backedStages(stages string) string {
 	}
 	if !c.opts.NoRabbitMQ {
 		runtime = append(runtime, "'rabbitmq'")
+	}
+	if !c.opts.NoJobs {
+		for _, name := range JobContainers {
+			runtime = append(runtime, "'"+name+"'")
+		}
 	}
 	if len(runtime) == 0 {
 		runtime = append(runtime, "'-'")

@@ -18,7 +18,9 @@ import (
 // records <hostname>.<subdomain>.<ns>.svc[.cluster.local] of every pod with
 // a hostname and subdomain (StatefulSet pods), while a headless Service of
 // that name selects it and the pod is Ready or the Service publishes
-// not-ready addresses. It is rewritten in place (the bind mount holds the
+// not-ready addresses; and the records <service>.<ns>.svc[.cluster.local]
+// of a headless Service, one line per pod it selects on the same terms
+// (a ClusterIP has no server behind it here). It is rewritten in place (the bind mount holds the
 // inode) when pods or Services change.
 
 // writeSandboxFiles writes the pod's /etc/hosts and /etc/hostname.
@@ -75,9 +77,36 @@ func (rt *runtime) hostsFile(self *corev1.Pod) []byte {
 		fqdn := podFQDN(p)
 		lines = append(lines, fmt.Sprintf("%s\t%s %s.cluster.local\n", p.Status.PodIP, fqdn, fqdn))
 	}
+	lines = append(lines, rt.headlessRecords(pods)...)
 	sort.Strings(lines)
 	b.WriteString(strings.Join(lines, ""))
 	return []byte(b.String())
+}
+
+// headlessRecords are the hosts lines of every headless Service's name:
+// the pods it selects that cluster DNS would answer with.
+func (rt *runtime) headlessRecords(pods []*corev1.Pod) []string {
+	services, err := rt.services.List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	var lines []string
+	for _, svc := range services {
+		if svc.Spec.ClusterIP != corev1.ClusterIPNone || len(svc.Spec.Selector) == 0 {
+			continue
+		}
+		sel := labels.SelectorFromSet(svc.Spec.Selector)
+		name := fmt.Sprintf("%s.%s.svc", svc.Name, svc.Namespace)
+		for _, p := range pods {
+			if p.Namespace != svc.Namespace || p.Status.PodIP == "" || p.DeletionTimestamp != nil || !sel.Matches(labels.Set(p.Labels)) {
+				continue
+			}
+			if svc.Spec.PublishNotReadyAddresses || podReady(p) {
+				lines = append(lines, fmt.Sprintf("%s\t%s %s.cluster.local\n", p.Status.PodIP, name, name))
+			}
+		}
+	}
+	return lines
 }
 
 // resolvable: cluster DNS has the pod's hostname record.

@@ -24,11 +24,15 @@ type postgresKind struct {
 // DefaultPostgresBinDir is where Debian's postgresql-15 has its binaries.
 const DefaultPostgresBinDir = "/usr/lib/postgresql/15/bin"
 
-func newPostgresKind(c *Cluster) (*postgresKind, error) {
-	binDir := c.opts.PostgresBinDir
-	if binDir == "" {
-		binDir = DefaultPostgresBinDir
+func (c *Cluster) postgresBinDir() string {
+	if c.opts.PostgresBinDir != "" {
+		return c.opts.PostgresBinDir
 	}
+	return DefaultPostgresBinDir
+}
+
+func newPostgresKind(c *Cluster) (*postgresKind, error) {
+	binDir := c.postgresBinDir()
 	for _, bin := range []string{"postgres", "initdb", "pg_ctl", "psql", "pg_isready"} {
 		if !isExecutable(filepath.Join(binDir, bin)) {
 			return nil, fmt.Errorf("%s not found in %s (Debian's postgresql, hack/install-test-deps.sh; Options.NoPostgres goes without)", bin, binDir)

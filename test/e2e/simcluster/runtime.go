@@ -93,6 +93,8 @@ type podRun struct {
 	extra     any           // per kind
 
 	initDone bool
+	finished bool // the pod ended (restartPolicy Never): nothing runs again
+	held     bool // stopped by Cluster.StopServer until StartServer
 	proc     *process
 	ready    bool        // what the pod's status says
 	probeOK  atomic.Bool // what the last probe said
@@ -255,6 +257,9 @@ func (rt *runtime) sync(ctx context.Context, key string) (time.Duration, error) 
 		}
 		rt.pods[key] = r
 	}
+	if r.finished || r.held {
+		return 0, nil
+	}
 	if r.proc != nil {
 		return rt.syncRunning(ctx, r)
 	}
@@ -370,6 +375,11 @@ func (rt *runtime) runInitContainers(ctx context.Context, r *podRun) (time.Durat
 		}
 		if code == 0 {
 			continue
+		}
+		if r.pod.Spec.RestartPolicy == corev1.RestartPolicyNever {
+			rt.c.logf("runtime %s: init container %s exited %d; the pod failed: %s", r.key, ic.Name, code, out)
+			r.finished = true
+			return 0, rt.failInit(ctx, r, ic.Name, code, out)
 		}
 		r.initRestarts++
 		wait := backoff(r.initRestarts)
@@ -508,6 +518,11 @@ func backoff(restarts int32) time.Duration {
 func (rt *runtime) crashed(ctx context.Context, r *podRun, exitErr error) (time.Duration, error) {
 	proc := r.proc
 	rt.stopContainer(r) // the prober, and anything left of the sandbox
+	if code := proc.cmd.ProcessState.ExitCode(); endsPod(r.pod, code) {
+		r.finished, r.ready = true, false
+		rt.c.logf("runtime %s: %s exited %d; the pod ends (restartPolicy %s); log: %s", r.key, r.kind.name(), code, r.pod.Spec.RestartPolicy, proc.log)
+		return 0, rt.ended(ctx, r, proc, code)
+	}
 	r.restarts++
 	wait := backoff(r.restarts)
 	r.until = time.Now().Add(wait)
@@ -528,6 +543,77 @@ func (rt *runtime) crashed(ctx context.Context, r *podRun, exitErr error) (time.
 		}}
 	})
 	return wait, err
+}
+
+// endsPod: a container that exits with code ends its pod instead of being
+// restarted (restartPolicy Never, or OnFailure and a success).
+func endsPod(pod *corev1.Pod, code int) bool {
+	switch pod.Spec.RestartPolicy {
+	case corev1.RestartPolicyNever:
+		return true
+	case corev1.RestartPolicyOnFailure:
+		return code == 0
+	}
+	return false
+}
+
+// ended shows a pod whose container ran to its end as a kubelet does: the
+// container terminated with its exit code (and, when it failed and asks
+// for FallbackToLogsOnError, the end of its log as the message), the pod
+// Succeeded or Failed, not Ready.
+func (rt *runtime) ended(ctx context.Context, r *podRun, proc *process, code int) error {
+	reason, phase, msg := "Completed", corev1.PodSucceeded, ""
+	if code != 0 {
+		reason, phase = "Error", corev1.PodFailed
+		if r.container.TerminationMessagePolicy == corev1.TerminationMessageFallbackToLogsOnError {
+			msg = tailBytes(tail(proc.log, 80), 2048) // the kubelet's limits
+		}
+	}
+	return rt.updatePod(ctx, r, func(cur *corev1.Pod) {
+		for i := range cur.Status.ContainerStatuses {
+			st := &cur.Status.ContainerStatuses[i]
+			if st.Name != r.container.Name {
+				continue
+			}
+			var started metav1.Time
+			if st.State.Running != nil {
+				started = st.State.Running.StartedAt
+			}
+			st.Ready, st.Started = false, ptr(false)
+			st.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+				ExitCode: int32(code), Reason: reason, Message: msg, StartedAt: started, FinishedAt: metav1.Now(),
+			}}
+		}
+		cur.Status.Phase = phase
+		setReadyConditions(&cur.Status, false)
+	})
+}
+
+// failInit shows a pod of restartPolicy Never whose init container failed:
+// the init container terminated, the pod Failed.
+func (rt *runtime) failInit(ctx context.Context, r *podRun, name string, code int, out string) error {
+	return rt.updatePod(ctx, r, func(cur *corev1.Pod) {
+		for i := range cur.Status.InitContainerStatuses {
+			if st := &cur.Status.InitContainerStatuses[i]; st.Name == name {
+				st.Ready = false
+				st.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+					ExitCode: int32(code), Reason: "Error", Message: tailBytes(out, 2048), FinishedAt: metav1.Now(),
+				}}
+			}
+		}
+		cur.Status.Phase = corev1.PodFailed
+		setPodCondition(&cur.Status, corev1.PodCondition{Type: corev1.PodInitialized, Status: corev1.ConditionFalse,
+			Reason: "ContainersNotInitialized", Message: "init container " + name + " failed", LastTransitionTime: metav1.Now()})
+		setReadyConditions(&cur.Status, false)
+	})
+}
+
+// tailBytes is the last n bytes of s.
+func tailBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
 }
 
 // updateStatus changes the status of the pod's backed container and sets
@@ -649,4 +735,51 @@ func (c *Cluster) Exec(ctx context.Context, namespace, pod string, timeout time.
 	}
 	out, err := execIn(ctx, pid, r.user, r.env, timeout, argv...)
 	return string(out), err
+}
+
+// StopServer stops the server behind a pod and keeps it stopped, the pod
+// not Ready, until StartServer: a server that is down while its pod stays
+// (a fault a test injects). Its volumes stay; it is stopped as the pod's
+// own grace period would stop it.
+func (c *Cluster) StopServer(ctx context.Context, namespace, pod string) error {
+	r, err := c.runningPod(namespace, pod)
+	if err != nil {
+		return err
+	}
+	c.runtime.mu.Lock()
+	r.held = true
+	c.runtime.stopContainer(r)
+	r.ready = false
+	c.runtime.mu.Unlock()
+	c.logf("runtime %s: %s stopped by the test", r.key, r.kind.name())
+	return c.runtime.updateStatus(ctx, r, func(st *corev1.ContainerStatus) {
+		st.Ready, st.Started = false, ptr(false)
+		st.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ServerStopped", Message: "simcluster: stopped by Cluster.StopServer"}}
+	})
+}
+
+// StartServer starts again a server StopServer stopped.
+func (c *Cluster) StartServer(namespace, pod string) error {
+	r, err := c.runningPod(namespace, pod)
+	if err != nil {
+		return err
+	}
+	c.runtime.mu.Lock()
+	r.held = false
+	c.runtime.mu.Unlock()
+	c.runtime.queue.Add(r.key)
+	return nil
+}
+
+func (c *Cluster) runningPod(namespace, pod string) (*podRun, error) {
+	if c.runtime == nil {
+		return nil, errors.New("no runtime: the cluster runs no real servers")
+	}
+	c.runtime.mu.Lock()
+	defer c.runtime.mu.Unlock()
+	r := c.runtime.pods[namespace+"/"+pod]
+	if r == nil {
+		return nil, fmt.Errorf("pod %s/%s: the runtime runs no server for it", namespace, pod)
+	}
+	return r, nil
 }

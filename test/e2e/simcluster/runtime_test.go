@@ -215,16 +215,17 @@ func TestSandboxScript(t *testing.T) {
 }
 
 func TestBackedStages(t *testing.T) {
-	stages := stagePodReady + stagePodStartRedis + stagePodStartRuntime
+	stages := stagePodReady + stagePodStartRedis + stagePodStartRuntime + stagePodComplete
 	all := (&Cluster{}).backedStages(stages)
-	if strings.Contains(all, "# simcluster:r") || !strings.Contains(all, "['postgres', 'rabbitmq']") || !strings.Contains(all, "['redis-server']") {
-		t.Errorf("stages with every server:\n%s", all)
+	backed := "['postgres', 'rabbitmq', 'dump', 'restore', 'prune']"
+	if strings.Contains(all, "# simcluster:r") || strings.Count(all, backed) != 3 || !strings.Contains(all, "['redis-server']") {
+		t.Errorf("stages with every server (pod-ready, pod-start-runtime and pod-complete name %s):\n%s", backed, all)
 	}
-	none := (&Cluster{opts: Options{NoRedis: true, NoPostgres: true, NoRabbitMQ: true}}).backedStages(stages)
-	if strings.Contains(none, "postgres'") || strings.Contains(none, "'redis-server'") {
+	none := (&Cluster{opts: Options{NoRedis: true, NoPostgres: true, NoRabbitMQ: true, NoJobs: true}}).backedStages(stages)
+	if strings.Contains(none, "postgres'") || strings.Contains(none, "'redis-server'") || strings.Contains(none, "'dump'") {
 		t.Errorf("stages with no server still select backed pods:\n%s", none)
 	}
-	pg := (&Cluster{opts: Options{NoRabbitMQ: true}}).backedStages(stages)
+	pg := (&Cluster{opts: Options{NoRabbitMQ: true, NoJobs: true}}).backedStages(stages)
 	if !strings.Contains(pg, "values: ['postgres']") {
 		t.Errorf("stages without RabbitMQ:\n%s", pg)
 	}

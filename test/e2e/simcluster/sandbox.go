@@ -34,7 +34,10 @@ type sandbox struct {
 	hostname  string
 	// layer: image directories that are the container's own, created
 	// empty under dir/layer and owned by the server's user.
-	layer    []string
+	layer []string
+	// files are files of the image that the machine has elsewhere (the
+	// operator's binary), bind-mounted at their image paths.
+	files    []bindMount
 	mounts   []bindMount // the pod's volumes, parents first
 	readOnly bool        // securityContext.readOnlyRootFilesystem: the layer is read-only
 	user     owner
@@ -90,7 +93,7 @@ func (sb *sandbox) script() (string, error) {
 	all := append(layers,
 		bindMount{source: filepath.Join(sb.dir, "hosts"), target: "/etc/hosts", readOnly: true},
 		bindMount{source: filepath.Join(sb.dir, "hostname"), target: "/etc/hostname", readOnly: true})
-	all = append(all, sb.mounts...)
+	all = append(append(all, sb.files...), sb.mounts...)
 	for _, m := range all {
 		line, err := sb.mountLine(m)
 		if err != nil {
