@@ -24,6 +24,7 @@ import (
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 	"github.com/vkparser/parser-operator/internal/controller"
+	"github.com/vkparser/parser-operator/internal/resource"
 )
 
 var scheme = runtime.NewScheme()
@@ -44,6 +45,7 @@ type options struct {
 	qps                     float64
 	burst                   int
 	operatorImage           string
+	operatorNamespace       string
 	zap                     zap.Options
 }
 
@@ -63,6 +65,8 @@ func parseFlags() options {
 	flag.IntVar(&o.burst, "kube-api-burst", 400, "Burst of requests to the API server, per resource kind.")
 	flag.StringVar(&o.operatorImage, "operator-image", os.Getenv("OPERATOR_IMAGE"),
 		"Image of this operator, which backup and restore Jobs run to copy its binary beside pg_dump (default: $OPERATOR_IMAGE, else the image of the operator's own pod, else "+fallbackOperatorImage+").")
+	flag.StringVar(&o.operatorNamespace, "operator-namespace", os.Getenv("POD_NAMESPACE"),
+		"Namespace of the operator's pods, the only one from which the platforms' NetworkPolicies let the operator reach caches and brokers (default: $POD_NAMESPACE, else the pod's service account namespace, else "+resource.DefaultOperatorNamespace+").")
 	o.zap = zap.Options{Development: false}
 	o.zap.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -113,6 +117,8 @@ func run(o options) error {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("parser-operator"),
+		// The policies let the operator reach caches and brokers from here.
+		OperatorNamespace: operatorNamespace(o.operatorNamespace),
 	}
 	if err := r.SetupWithManager(mgr, o.maxConcurrentReconciles); err != nil {
 		return err
@@ -154,6 +160,19 @@ func splitNamespaces(list string) []string {
 		}
 	}
 	return out
+}
+
+// operatorNamespace is the flag (or $POD_NAMESPACE) when given, else the
+// namespace of the pod's service account, else the default install's.
+func operatorNamespace(flagValue string) string {
+	if ns := strings.TrimSpace(flagValue); ns != "" {
+		return ns
+	}
+	if ns, err := os.ReadFile(serviceAccountNamespaceFile); err == nil && strings.TrimSpace(string(ns)) != "" {
+		return strings.TrimSpace(string(ns))
+	}
+	ctrl.Log.WithName("setup").Info("operator namespace unknown; NetworkPolicies admit the operator from the default", "namespace", resource.DefaultOperatorNamespace)
+	return resource.DefaultOperatorNamespace
 }
 
 // fallbackOperatorImage is the image kustomize deploys by default; it is

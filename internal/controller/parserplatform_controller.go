@@ -50,6 +50,10 @@ type ParserPlatformReconciler struct {
 	// BrokerResolver, when set, replaces how the broker's management API is
 	// reached (its pods' IPs, port 15672); tests point it at local servers.
 	BrokerResolver BrokerResolver
+	// OperatorNamespace is where the operator's pods run: the platform's
+	// NetworkPolicies let the operator reach the cache and the broker from
+	// there only (resource.DefaultOperatorNamespace when empty).
+	OperatorNamespace string
 }
 
 // +kubebuilder:rbac:groups=platform.vkparser.io,resources=parserplatforms,verbs=get;list;watch;update;patch
@@ -130,7 +134,7 @@ func (r *ParserPlatformReconciler) reconcileChildren(ctx context.Context, p *pla
 	if err != nil {
 		return reconcileResult{errs: []error{err}}
 	}
-	desired, withheld := withholdChildren(resource.Children(p, creds), missing)
+	desired, withheld := withholdChildren(resource.Children(p, creds, resource.WithOperatorNamespace(r.OperatorNamespace)), missing)
 	// No app workload before a restore at creation has filled the shards (restore.go).
 	desired, withheld, restoring := r.withholdApps(p, desired, withheld)
 	liveCache, err := r.liveStatefulSet(ctx, p.Namespace, resource.CacheName(p))

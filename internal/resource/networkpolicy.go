@@ -1,122 +1,193 @@
 package resource
 
 import (
-	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 )
 
 // NetworkPolicies isolate the platform: every pod denies ingress by default,
-// then only the paths the architecture has are opened:
+// then only the paths the architecture has are opened (docs/security.md
+// lists them, and the matrix tests walk every pod pair and port):
 //
 //	anyone -> load balancer -> gateway -> each service on its own port
+//	service -> the services it calls (services[].calls; all by default)
 //	services, workers -> database, cache, broker
 //	backup and restore Jobs -> database
 //	cache <-> cache and broker <-> broker (cluster traffic)
-//	the operator -> cache (it forms the Redis Cluster)
-//	the operator -> RabbitMQ's management API (it keeps the queues in line)
-//	monitoring namespace -> metrics port of every pod
+//	the operator, from its own namespace -> cache (it forms the Redis
+//	  Cluster) and RabbitMQ's management API (it keeps the queues in line)
+//	monitoring namespace -> metrics port of the pods that serve metrics
 //
-// Egress stays open: pods need DNS, and the parser reaches the outside world.
-func NetworkPolicies(p *platformv1.ParserPlatform) []*networkingv1.NetworkPolicy {
-	apps := []string{ComponentService, ComponentWorker}
+// Egress of shard, cache and broker pods is limited to their peers and DNS:
+// none of them dials anything else (the operator dials them, backup Jobs
+// connect to the shards, not the other way round). Application pods keep
+// open egress (the parser reaches the internet) unless
+// spec.networkPolicy.egress lists CIDRs; then they reach those, DNS and the
+// platform paths above, nothing more.
+func NetworkPolicies(p *platformv1.ParserPlatform, opts ...Option) []*networkingv1.NetworkPolicy {
+	o := options(opts)
+	np := newPolicyBuilder(p, o)
 	policies := []*networkingv1.NetworkPolicy{
-		networkPolicy(p, "default-deny", platformPods(p), nil),
-		networkPolicy(p, "lb", componentPods(p, ComponentLoadBalancer), []networkingv1.NetworkPolicyIngressRule{
-			{Ports: tcpPorts(NginxListenPort)}, // the platform's entry point: from anywhere
-		}),
-		networkPolicy(p, "gateway", componentPods(p, ComponentGateway), []networkingv1.NetworkPolicyIngressRule{
-			{From: peers(componentPods(p, ComponentLoadBalancer)), Ports: tcpPorts(p.Spec.GatewayPort())},
-		}),
-		networkPolicy(p, "database", componentPods(p, ComponentDatabase), []networkingv1.NetworkPolicyIngressRule{
-			// Backup and restore Jobs dump and fill the shards (pg_dump, pg_restore).
-			{From: peers(componentsPods(p, ComponentService, ComponentWorker, ComponentBackup)), Ports: tcpPorts(PostgresPort)},
-		}),
-		networkPolicy(p, "cache", componentPods(p, ComponentCache), []networkingv1.NetworkPolicyIngressRule{
-			{From: peers(componentsPods(p, apps...)), Ports: tcpPorts(RedisPort)},
-			{From: peers(componentPods(p, ComponentCache)), Ports: tcpPorts(RedisPort, RedisClusterBus)},
-			// The operator forms and scales the Redis Cluster over the Redis
-			// protocol, from its own namespace, wherever that is.
-			{From: []networkingv1.NetworkPolicyPeer{OperatorPeer()}, Ports: tcpPorts(RedisPort)},
-		}),
-		networkPolicy(p, "metrics", platformPods(p), []networkingv1.NetworkPolicyIngressRule{{
-			From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{
-				MatchLabels: map[string]string{corev1.LabelMetadataName: p.Spec.MonitoringNamespace()},
-			}}},
-			Ports: tcpPorts(p.Spec.MetricsPort()),
-		}}),
+		np.build("default-deny", platformPods(p), denyAll, nil),
+		np.loadBalancer(),
+		np.gateway(),
+		np.database(),
+		np.cache(),
+		np.metrics(),
 	}
-	policies = append(policies, servicePolicies(p)...)
+	policies = append(policies, np.services()...)
 	if hasQueues(p) {
-		policies = append(policies, brokerPolicy(p, apps))
+		policies = append(policies, np.broker())
+	}
+	if np.restricted() {
+		policies = append(policies, np.appEgress(), np.backupJobs())
+		if hasQueues(p) {
+			policies = append(policies, np.workers())
+		}
 	}
 	return policies
 }
 
-// servicePolicies: one per service, so the gateway reaches each service on
-// its own port only. A single policy for all services would have to list
-// every service's port, and open each of them on every service's pods.
-func servicePolicies(p *platformv1.ParserPlatform) []*networkingv1.NetworkPolicy {
-	out := make([]*networkingv1.NetworkPolicy, 0, len(p.Spec.Services))
-	for _, s := range p.Spec.Services {
-		pods := componentPods(p, ComponentService)
-		pods.MatchLabels[LabelName] = Truncate(s.Name)
-		// "service-" keeps the name apart from the other policies whatever
-		// the service is called (a service may be named "database").
-		out = append(out, networkPolicy(p, "service-"+s.Name, pods, []networkingv1.NetworkPolicyIngressRule{
-			{From: peers(componentPods(p, ComponentGateway)), Ports: tcpPorts(s.Port)},
-		}))
-	}
-	return out
+// policyBuilder holds what every policy of a platform is built from.
+type policyBuilder struct {
+	p        *platformv1.ParserPlatform
+	operator networkingv1.NetworkPolicyPeer
 }
 
-// brokerPolicy lets apps reach the broker's client port; RabbitMQ nodes also
-// reach each other (epmd, distribution, AMQP), and the operator reaches
-// RabbitMQ's management API. The Redis broker is a single node with no
-// cluster traffic and lists for queues, so it gets neither rule.
-func brokerPolicy(p *platformv1.ParserPlatform, apps []string) *networkingv1.NetworkPolicy {
-	rules := []networkingv1.NetworkPolicyIngressRule{
-		{From: peers(componentsPods(p, apps...)), Ports: tcpPorts(brokerClientPort(p))},
-	}
-	if !isRedisBroker(p) {
-		rules = append(rules, networkingv1.NetworkPolicyIngressRule{
-			From: peers(componentPods(p, ComponentBroker)), Ports: tcpPorts(ErlangPortMapper, RabbitDistribution, AMQPPort),
-		}, networkingv1.NetworkPolicyIngressRule{
-			// The operator declares, binds and deletes queues over the
-			// management API, from its own namespace, wherever that is.
-			From: []networkingv1.NetworkPolicyPeer{OperatorPeer()}, Ports: tcpPorts(RabbitManagement),
-		})
-	}
-	return networkPolicy(p, "broker", componentPods(p, ComponentBroker), rules)
+func newPolicyBuilder(p *platformv1.ParserPlatform, o buildOptions) *policyBuilder {
+	return &policyBuilder{p: p, operator: OperatorPeer(o.operatorNamespace)}
 }
 
-// OperatorPodLabel marks the operator's pods (kustomize and the Helm chart
-// both set it) so the cache's and the broker's NetworkPolicies let the
-// operator in.
-const OperatorPodLabel = "parser-operator"
-
-// OperatorPeer is the operator's pods, in any namespace.
-func OperatorPeer() networkingv1.NetworkPolicyPeer {
-	return networkingv1.NetworkPolicyPeer{
-		NamespaceSelector: &metav1.LabelSelector{},
-		PodSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{LabelName: OperatorPodLabel}},
-	}
+// restricted is true when spec.networkPolicy.egress narrows the egress of
+// the application pods; without it their policies are ingress-only.
+func (b *policyBuilder) restricted() bool {
+	return b.p.Spec.NetworkPolicy != nil && len(b.p.Spec.NetworkPolicy.Egress) > 0
 }
 
-func networkPolicy(p *platformv1.ParserPlatform, name string, pods *metav1.LabelSelector, ingress []networkingv1.NetworkPolicyIngressRule) *networkingv1.NetworkPolicy {
-	return &networkingv1.NetworkPolicy{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
-		ObjectMeta: objectMeta(p, Name(p.Name, name), "network-policy", "network-policy"),
-		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: *pods,
-			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
-			Ingress:     ingress,
+// appEgressRules are egress rules of an application pod, nil (no egress
+// policy type) while its egress is open.
+func (b *policyBuilder) appEgressRules(rules ...networkingv1.NetworkPolicyEgressRule) []networkingv1.NetworkPolicyEgressRule {
+	if !b.restricted() {
+		return nil
+	}
+	return rules
+}
+
+func (b *policyBuilder) loadBalancer() *networkingv1.NetworkPolicy {
+	return b.build("lb", componentPods(b.p, ComponentLoadBalancer),
+		[]networkingv1.NetworkPolicyIngressRule{{Ports: tcpPorts(NginxListenPort)}}, // the entry point: from anywhere
+		b.appEgressRules(egressTo(componentPods(b.p, ComponentGateway), b.p.Spec.GatewayPort())))
+}
+
+func (b *policyBuilder) gateway() *networkingv1.NetworkPolicy {
+	var egress []networkingv1.NetworkPolicyEgressRule
+	for _, s := range b.p.Spec.Services {
+		egress = append(egress, egressTo(servicePods(b.p, s.Name), s.Port))
+	}
+	return b.build("gateway", componentPods(b.p, ComponentGateway),
+		[]networkingv1.NetworkPolicyIngressRule{{From: peers(componentPods(b.p, ComponentLoadBalancer)), Ports: tcpPorts(b.p.Spec.GatewayPort())}},
+		b.appEgressRules(egress...))
+}
+
+// database: apps and the backup and restore Jobs (pg_dump, pg_restore)
+// reach PostgreSQL; a shard dials nothing but DNS (no replication).
+func (b *policyBuilder) database() *networkingv1.NetworkPolicy {
+	return b.build("database", componentPods(b.p, ComponentDatabase),
+		[]networkingv1.NetworkPolicyIngressRule{
+			{From: peers(componentsPods(b.p, ComponentService, ComponentWorker, ComponentBackup)), Ports: tcpPorts(PostgresPort)},
 		},
+		[]networkingv1.NetworkPolicyEgressRule{dnsEgress()})
+}
+
+// cache: apps use Redis; nodes gossip on the cluster bus and replicas sync
+// from their masters on the Redis port; the operator forms and scales the
+// Redis Cluster over the Redis protocol, from its own namespace.
+func (b *policyBuilder) cache() *networkingv1.NetworkPolicy {
+	nodes := componentPods(b.p, ComponentCache)
+	return b.build("cache", nodes,
+		[]networkingv1.NetworkPolicyIngressRule{
+			{From: peers(componentsPods(b.p, ComponentService, ComponentWorker)), Ports: tcpPorts(RedisPort)},
+			{From: peers(nodes), Ports: tcpPorts(RedisPort, RedisClusterBus)},
+			{From: []networkingv1.NetworkPolicyPeer{b.operator}, Ports: tcpPorts(RedisPort)},
+		},
+		[]networkingv1.NetworkPolicyEgressRule{egressTo(nodes, RedisPort, RedisClusterBus), dnsEgress()})
+}
+
+// broker: apps reach the client port. RabbitMQ nodes also reach each other
+// (epmd, distribution, AMQP) and the operator reaches the management API,
+// from its own namespace. The Redis broker is a single node with no cluster
+// traffic whose queues are lists Celery makes itself, so it gets neither.
+func (b *policyBuilder) broker() *networkingv1.NetworkPolicy {
+	nodes := componentPods(b.p, ComponentBroker)
+	ingress := []networkingv1.NetworkPolicyIngressRule{
+		{From: peers(componentsPods(b.p, ComponentService, ComponentWorker)), Ports: tcpPorts(brokerClientPort(b.p))},
 	}
+	egress := []networkingv1.NetworkPolicyEgressRule{dnsEgress()}
+	if !isRedisBroker(b.p) {
+		ingress = append(ingress,
+			networkingv1.NetworkPolicyIngressRule{From: peers(nodes), Ports: tcpPorts(rabbitPeerPorts...)},
+			networkingv1.NetworkPolicyIngressRule{From: []networkingv1.NetworkPolicyPeer{b.operator}, Ports: tcpPorts(RabbitManagement)})
+		egress = append(egress, egressTo(nodes, rabbitPeerPorts...))
+	}
+	return b.build("broker", nodes, ingress, egress)
+}
+
+// rabbitPeerPorts are what RabbitMQ nodes open to one another.
+var rabbitPeerPorts = []int32{ErlangPortMapper, RabbitDistribution, AMQPPort}
+
+// metrics lets the monitoring namespace scrape the pods that serve metrics
+// (services, gateway, workers) on the metrics port, which the CRD keeps
+// apart from every data port; no other pod opens it.
+func (b *policyBuilder) metrics() *networkingv1.NetworkPolicy {
+	return b.build("metrics", componentsPods(b.p, ComponentService, ComponentGateway, ComponentWorker),
+		[]networkingv1.NetworkPolicyIngressRule{{
+			From:  []networkingv1.NetworkPolicyPeer{namespacePeer(b.p.Spec.MonitoringNamespace())},
+			Ports: tcpPorts(b.p.Spec.MetricsPort()),
+		}}, nil)
+}
+
+// workers take no connection (Celery pulls from the broker): with egress
+// restricted, this policy lets them reach the stateful tier.
+func (b *policyBuilder) workers() *networkingv1.NetworkPolicy {
+	return b.build("worker", componentPods(b.p, ComponentWorker), nil, b.appEgressRules(b.dataEgress()...))
+}
+
+// backupJobs: backup and restore Job pods take no connection (default-deny
+// selects them too); with egress restricted this policy lets them reach the
+// shards, and the object store only through spec.networkPolicy.egress.
+func (b *policyBuilder) backupJobs() *networkingv1.NetworkPolicy {
+	return b.build("backup", componentPods(b.p, ComponentBackup), nil,
+		b.appEgressRules(egressTo(componentPods(b.p, ComponentDatabase), PostgresPort)))
+}
+
+// dataEgress are the stateful tier's client ports, as apps dial them.
+func (b *policyBuilder) dataEgress() []networkingv1.NetworkPolicyEgressRule {
+	rules := []networkingv1.NetworkPolicyEgressRule{
+		egressTo(componentPods(b.p, ComponentDatabase), PostgresPort),
+		egressTo(componentPods(b.p, ComponentCache), RedisPort),
+	}
+	if hasQueues(b.p) {
+		rules = append(rules, egressTo(componentPods(b.p, ComponentBroker), brokerClientPort(b.p)))
+	}
+	return rules
+}
+
+// appEgress: with spec.networkPolicy.egress, application pods reach DNS and
+// the CIDRs listed (any port) on top of the platform paths of their own
+// policies.
+func (b *policyBuilder) appEgress() *networkingv1.NetworkPolicy {
+	to := make([]networkingv1.NetworkPolicyPeer, 0, len(b.p.Spec.NetworkPolicy.Egress))
+	for _, cidr := range b.p.Spec.NetworkPolicy.Egress {
+		to = append(to, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: cidr}})
+	}
+	return b.build("egress", appPods(b.p), nil, []networkingv1.NetworkPolicyEgressRule{dnsEgress(), {To: to}})
+}
+
+// appPods are the pods whose egress spec.networkPolicy.egress restricts.
+func appPods(p *platformv1.ParserPlatform) *metav1.LabelSelector {
+	return componentsPods(p, ComponentLoadBalancer, ComponentGateway, ComponentService, ComponentWorker, ComponentBackup)
 }
 
 func brokerClientPort(p *platformv1.ParserPlatform) int32 {
@@ -124,34 +195,4 @@ func brokerClientPort(p *platformv1.ParserPlatform) int32 {
 		return RedisPort
 	}
 	return AMQPPort
-}
-
-// platformPods selects every pod of the platform.
-func platformPods(p *platformv1.ParserPlatform) *metav1.LabelSelector {
-	return &metav1.LabelSelector{MatchLabels: map[string]string{LabelInstance: p.Name, LabelPartOf: PartOf}}
-}
-
-func componentPods(p *platformv1.ParserPlatform, component string) *metav1.LabelSelector {
-	return componentsPods(p, component)
-}
-
-func componentsPods(p *platformv1.ParserPlatform, components ...string) *metav1.LabelSelector {
-	return &metav1.LabelSelector{
-		MatchLabels: map[string]string{LabelInstance: p.Name},
-		MatchExpressions: []metav1.LabelSelectorRequirement{{
-			Key: LabelComponent, Operator: metav1.LabelSelectorOpIn, Values: components,
-		}},
-	}
-}
-
-func peers(pods *metav1.LabelSelector) []networkingv1.NetworkPolicyPeer {
-	return []networkingv1.NetworkPolicyPeer{{PodSelector: pods}}
-}
-
-func tcpPorts(ports ...int32) []networkingv1.NetworkPolicyPort {
-	out := make([]networkingv1.NetworkPolicyPort, 0, len(ports))
-	for _, port := range ports {
-		out = append(out, networkingv1.NetworkPolicyPort{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromInt32(port))})
-	}
-	return out
 }

@@ -71,8 +71,9 @@ var kindOrder = []string{
 
 // Children is every child of the platform in creation order (kindOrder).
 // The ServiceMonitor is not among them: it exists only when its CRD does, which
-// the controller finds out (ServiceMonitor builds it).
-func Children(p *platformv1.ParserPlatform, creds Credentials) []client.Object {
+// the controller finds out (ServiceMonitor builds it). opts say what the
+// builders cannot read from the platform (the operator's namespace).
+func Children(p *platformv1.ParserPlatform, creds Credentials, opts ...Option) []client.Object {
 	cfg := newAppConfig(p, creds)
 	all := slices.Concat(
 		[]client.Object{ServiceAccount(p), RegistryConfigMap(p), LoadBalancerConfigMap(p)},
@@ -83,7 +84,7 @@ func Children(p *platformv1.ParserPlatform, creds Credentials) []client.Object {
 		brokerChildren(p, creds),
 		appChildren(workerWorkloads(p, cfg)),
 	)
-	for _, np := range NetworkPolicies(p) {
+	for _, np := range NetworkPolicies(p, opts...) {
 		all = append(all, np)
 	}
 	slices.SortStableFunc(all, func(a, b client.Object) int {
