@@ -2,7 +2,7 @@
 # Provides one pinned tool binary and prints the path of the cached binary.
 #
 #   hack/tool.sh controller-gen | kube-apiserver | etcd | kube-controller-manager
-#                | kube-scheduler | kwok | helm | gotestsum | versitygw
+#                | kube-scheduler | kwok | helm | gotestsum | versitygw | golangci-lint
 #
 # Download first, build as the fallback: the upstream release artifact for
 # the pinned version and this OS/arch is downloaded and checked against the
@@ -36,6 +36,8 @@ GOTESTSUM_VERSION=${GOTESTSUM_VERSION:-1.13.0}
 # versitygw (posix backend) is the S3-compatible server the backup tests store
 # sets in: it builds in ~3.5 min cold here, faster than rclone.
 VERSITYGW_VERSION=${VERSITYGW_VERSION:-1.8.0}
+# golangci-lint v2: `make lint` (.golangci.yml).
+GOLANGCI_LINT_VERSION=${GOLANGCI_LINT_VERSION:-2.15.0}
 CONNECT_TIMEOUT=${PARSER_OPERATOR_CONNECT_TIMEOUT:-5}
 
 log() { echo "tool.sh: $*" >&2; }
@@ -46,6 +48,7 @@ version_of() {
     helm) echo "$HELM_VERSION" ;;
     gotestsum) echo "$GOTESTSUM_VERSION" ;;
     versitygw) echo "$VERSITYGW_VERSION" ;;
+    golangci-lint) echo "$GOLANGCI_LINT_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;;
     kube-apiserver | kube-controller-manager | kube-scheduler) echo "$KUBERNETES_VERSION" ;;
@@ -112,6 +115,12 @@ artifact() {
       gh=https://github.com/versity/versitygw/releases/download/v$v
       ART_URL=${gh}/versitygw_v${v}_${os}_${arch}.tar.gz ART_FORMAT=tar.gz
       SUM_URL=$gh/checksums.txt ;;
+    golangci-lint)
+      # goreleaser: golangci-lint-X-OS-ARCH.tar.gz, wrapped in a directory of
+      # that name, and golangci-lint-X-checksums.txt.
+      gh=https://github.com/golangci/golangci-lint/releases/download/v$v
+      ART_URL=$gh/golangci-lint-$v-$OS-$ARCH.tar.gz ART_FORMAT=tar.gz
+      SUM_URL=$gh/golangci-lint-$v-checksums.txt ;;
     kwok)
       # kwok's release uploads bare binaries (kwok-OS-ARCH) and no checksum
       # file: GitHub's own digest of the asset is the published SHA-256.
@@ -251,6 +260,8 @@ build() {
       go_install "gotest.tools/gotestsum@v${GOTESTSUM_VERSION}" "$out" ;;
     versitygw)
       go_install "github.com/versity/versitygw/cmd/versitygw@v${VERSITYGW_VERSION}" "$out" ;;
+    golangci-lint)
+      go_install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v${GOLANGCI_LINT_VERSION}" "$out" ;;
     helm)
       go_install "helm.sh/helm/v${HELM_VERSION%%.*}/cmd/helm@v${HELM_VERSION}" "$out" ;;
     etcd)

@@ -36,6 +36,7 @@ func releases() []release {
 		{"controller-gen", "CONTROLLER_TOOLS_VERSION", publishControllerGen, "sigs.k8s.io/controller-tools/cmd/controller-gen@v"},
 		{"gotestsum", "GOTESTSUM_VERSION", publishGotestsum, "gotest.tools/gotestsum@v"},
 		{"versitygw", "VERSITYGW_VERSION", publishVersitygw, "github.com/versity/versitygw/cmd/versitygw@v"},
+		{"golangci-lint", "GOLANGCI_LINT_VERSION", publishGolangciLint, "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v"},
 	}
 }
 
@@ -101,6 +102,19 @@ func publishVersitygw(t *testing.T, s *releaseSite, pin map[string]string, binar
 	s.put(base+dir+".tar.gz", tgz)
 	s.put(base+"checksums.txt", sumsFile(map[string]string{
 		dir + ".tar.gz": sha256Hex(tgz), "versitygw_v" + v + "_Linux_arm64.tar.gz": sha256Hex([]byte("arm64")),
+	}))
+	return base + dir + ".tar.gz"
+}
+
+// publishGolangciLint: goreleaser, wrapped in a directory, and its checksums.
+func publishGolangciLint(t *testing.T, s *releaseSite, pin map[string]string, binary []byte) string {
+	v := pin["GOLANGCI_LINT_VERSION"]
+	base := "https://github.com/golangci/golangci-lint/releases/download/v" + v + "/"
+	dir := "golangci-lint-" + v + "-linux-amd64"
+	tgz := tarGz(t, map[string][]byte{dir + "/golangci-lint": binary, dir + "/LICENSE": []byte("GPL"), dir + "/README.md": []byte("# golangci-lint")})
+	s.put(base+dir+".tar.gz", tgz)
+	s.put(base+"golangci-lint-"+v+"-checksums.txt", sumsFile(map[string]string{
+		dir + ".tar.gz": sha256Hex(tgz), "golangci-lint-" + v + "-linux-arm64.tar.gz": sha256Hex([]byte("arm64")),
 	}))
 	return base + dir + ".tar.gz"
 }

@@ -188,7 +188,7 @@ func pins(t *testing.T) map[string]string {
 	for _, m := range regexp.MustCompile(`(?m)^([A-Z_]+_VERSION)=\$\{[A-Z_]+:-([0-9.]+)\}`).FindAllStringSubmatch(string(script), -1) {
 		found[m[1]] = m[2]
 	}
-	for _, v := range []string{"KUBERNETES_VERSION", "ETCD_VERSION", "CONTROLLER_TOOLS_VERSION", "KWOK_VERSION", "HELM_VERSION", "GOTESTSUM_VERSION", "VERSITYGW_VERSION"} {
+	for _, v := range []string{"KUBERNETES_VERSION", "ETCD_VERSION", "CONTROLLER_TOOLS_VERSION", "KWOK_VERSION", "HELM_VERSION", "GOTESTSUM_VERSION", "VERSITYGW_VERSION", "GOLANGCI_LINT_VERSION"} {
 		if found[v] == "" {
 			t.Fatalf("hack/tool.sh pins no %s", v)
 		}
