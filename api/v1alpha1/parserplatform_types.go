@@ -583,9 +583,10 @@ type QueueSpec struct {
 	// +optional
 	Replicas *int32 `json:"replicas,omitempty"`
 
-	// autoscaling overrides spec.autoscaling for this queue's workers.
+	// autoscaling overrides spec.autoscaling for this queue's workers and
+	// may add a backlog target (targetQueueLength) that KEDA scales on.
 	// +optional
-	Autoscaling *AutoscalingOverride `json:"autoscaling,omitempty"`
+	Autoscaling *QueueAutoscaling `json:"autoscaling,omitempty"`
 }
 
 // ServiceMonitorMode says whether a Prometheus Operator ServiceMonitor is made.
@@ -606,6 +607,8 @@ const (
 type MonitoringSpec struct {
 	// serviceMonitor: auto (default) creates a ServiceMonitor when the
 	// monitoring.coreos.com CRD exists, enabled asks for one, disabled never.
+	// The same mode governs the PodMonitors and the PrometheusRule, each
+	// made while its own CRD exists.
 	// +kubebuilder:default=auto
 	// +optional
 	ServiceMonitor ServiceMonitorMode `json:"serviceMonitor,omitempty"`
@@ -627,6 +630,23 @@ type MonitoringSpec struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
+
+	// exporters are the Prometheus exporters that run beside the shards, the
+	// cache and the load balancer (on by default).
+	// +kubebuilder:default={}
+	// +optional
+	Exporters ExportersSpec `json:"exporters,omitempty"`
+
+	// alerts are the thresholds of the platform's PrometheusRule.
+	// +kubebuilder:default={}
+	// +optional
+	Alerts AlertsSpec `json:"alerts,omitempty"`
+
+	// dashboard makes a ConfigMap with the platform's Grafana dashboard,
+	// labelled grafana_dashboard: "1" for Grafana's dashboard sidecar.
+	// +kubebuilder:default=true
+	// +optional
+	Dashboard *bool `json:"dashboard,omitempty"`
 }
 
 // ComponentStatus is the observed replica count of one workload.

@@ -37,7 +37,7 @@ func workerWorkloads(p *platformv1.ParserPlatform, cfg appConfig) []*appWorkload
 				"--loglevel", "INFO",
 			},
 			env: w.Env, resources: w.Resources, replicas: q.Replicas,
-			autoscaling: p.Spec.AutoscalingFor(q.Autoscaling),
+			autoscaling: p.Spec.AutoscalingFor(q.Autoscaling.Override()),
 			config:      cfg,
 			gracePeriod: ptr.To(workerGraceSeconds),
 		})
