@@ -40,6 +40,9 @@ the CRD's defaults are filled in.
                          (default: the fixed placeholder ` + secretPlaceholder + `)
   --service-monitor      also print the Prometheus Operator ServiceMonitor, as on a
                          cluster where its CRD is installed
+  --operator-namespace NS
+                         the operator's namespace, from which the NetworkPolicies
+                         admit it (default: ` + resource.DefaultOperatorNamespace + `)
 
 Owner references to the platform are printed only when the manifest has a
 metadata.uid (e.g. 'kubectl get pp NAME -o yaml' of a live platform).
@@ -64,6 +67,8 @@ type renderOptions struct {
 	namespace       string
 	generateSecrets bool
 	serviceMonitor  bool
+	// operatorNamespace is where the operator runs (NetworkPolicies).
+	operatorNamespace string
 }
 
 // runRender is `parser-operator render`. It returns the process exit status.
@@ -107,6 +112,7 @@ func parseRenderFlags(args []string) (*renderOptions, error) {
 	}
 	fs.BoolVar(&o.generateSecrets, "generate-secrets", false, "random secret values")
 	fs.BoolVar(&o.serviceMonitor, "service-monitor", false, "print the ServiceMonitor")
+	fs.StringVar(&o.operatorNamespace, "operator-namespace", "", "the operator's namespace")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -129,7 +135,7 @@ func (o *renderOptions) render(stdin io.Reader) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.source(), err)
 	}
-	children := resource.Children(p, o.credentials(p))
+	children := resource.Children(p, o.credentials(p), resource.WithOperatorNamespace(o.operatorNamespace))
 	if o.serviceMonitor && p.Spec.Monitoring.ServiceMonitor != platformv1.ServiceMonitorDisabled {
 		children = append(children, resource.ServiceMonitor(p))
 	}

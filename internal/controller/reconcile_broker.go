@@ -103,7 +103,7 @@ func (r *ParserPlatformReconciler) syncBrokerQueues(ctx context.Context, p *plat
 	if len(pods) == 0 {
 		return notInLine(ReasonBrokerNotReached, "waiting for a broker pod to run")
 	}
-	mgmt, err := dialBroker(ctx, pods, resolve, resource.BrokerName(p), creds.Get(resource.BrokerName(p), resource.KeyPassword))
+	mgmt, err := dialBroker(ctx, pods, resolve, resource.BrokerUsersSecretName(p), creds.Get(resource.BrokerUsersSecretName(p), resource.KeyOperatorPassword))
 	if err != nil {
 		return notInLine(ReasonBrokerNotReached, err.Error())
 	}
@@ -156,15 +156,17 @@ func (r *ParserPlatformReconciler) runningBrokerPods(ctx context.Context, p *pla
 }
 
 // dialBroker returns a client of the first pod, by name, whose management
-// API answers and takes the broker user's password (any node serves the
-// whole cluster). Pods are tried at once, so pods that do not answer cost
-// one request timeout, not one each. The error names every pod and why.
+// API answers and takes the password of the operator's own broker user
+// (resource.BrokerOperatorUser; the applications' user has no management
+// rights). Any node serves the whole cluster. Pods are tried at once, so
+// pods that do not answer cost one request timeout, not one each. The error
+// names every pod and why.
 func dialBroker(ctx context.Context, pods []corev1.Pod, resolve BrokerResolver, secret, password string) (*rabbitmq.Client, error) {
 	clients := make([]*rabbitmq.Client, len(pods))
 	errs := make([]error, len(pods))
 	var wg sync.WaitGroup
 	for i, pod := range pods {
-		clients[i] = rabbitmq.NewClient(resolve(pod.Name, pod.Status.PodIP), resource.BrokerUser, password, brokerRequestTimeout)
+		clients[i] = rabbitmq.NewClient(resolve(pod.Name, pod.Status.PodIP), resource.BrokerOperatorUser, password, brokerRequestTimeout)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -182,7 +184,7 @@ func dialBroker(ctx context.Context, pods []corev1.Pod, resolve BrokerResolver, 
 			continue
 		case errs[i] == nil:
 		case errors.As(errs[i], &api) && api.Status == http.StatusUnauthorized:
-			failures = append(failures, fmt.Sprintf("%s refused user %s with the password of Secret %s", pod.Name, resource.BrokerUser, secret))
+			failures = append(failures, fmt.Sprintf("%s refused user %s with the password of Secret %s", pod.Name, resource.BrokerOperatorUser, secret))
 		default:
 			failures = append(failures, fmt.Sprintf("%s (%s): %v", pod.Name, resolve(pod.Name, pod.Status.PodIP), errs[i]))
 		}

@@ -59,11 +59,12 @@ func newAppConfig(p *platformv1.ParserPlatform, creds Credentials) appConfig {
 }
 
 // appReadKeys are the generated values apps read: every one but the Erlang
-// cookie, which only broker nodes use.
+// cookie, which only broker nodes use, and the operator's broker password,
+// which only the operator uses.
 func appReadKeys(p *platformv1.ParserPlatform) []SecretKey {
 	var out []SecretKey
 	for _, k := range GeneratedKeys(p) {
-		if k.Key != KeyErlangCookie {
+		if k.Key != KeyErlangCookie && k.Secret != BrokerUsersSecretName(p) {
 			out = append(out, k)
 		}
 	}

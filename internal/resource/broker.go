@@ -21,7 +21,8 @@ import (
 // Broker settings.
 const (
 	brokerName = "broker"
-	// BrokerUser is the one user workers and services connect as.
+	// BrokerUser is the one user workers and services connect as
+	// (broker_users.go: its rights).
 	BrokerUser = "parser"
 	// CeleryExchange is the direct exchange Celery routes to by default
 	// (task_default_exchange): declaring it and the bindings exactly as
@@ -81,7 +82,8 @@ func brokerGeneratedKeys(p *platformv1.ParserPlatform) []SecretKey {
 	}
 	keys := []SecretKey{{Secret: BrokerName(p), Key: KeyPassword}}
 	if !isRedisBroker(p) {
-		keys = append(keys, SecretKey{Secret: BrokerName(p), Key: KeyErlangCookie})
+		keys = append(keys, SecretKey{Secret: BrokerName(p), Key: KeyErlangCookie},
+			SecretKey{Secret: BrokerUsersSecretName(p), Key: KeyOperatorPassword})
 	}
 	return keys
 }
@@ -119,7 +121,8 @@ func brokerChildren(p *platformv1.ParserPlatform, creds Credentials) []client.Ob
 func rabbitBrokerChildren(p *platformv1.ParserPlatform, creds Credentials) []client.Object {
 	password := creds.Get(BrokerName(p), KeyPassword)
 	cookie := creds.Get(BrokerName(p), KeyErlangCookie)
-	users, err := RenderUserDefinitions(password)
+	operatorPassword := creds.Get(BrokerUsersSecretName(p), KeyOperatorPassword)
+	users, err := RenderUserDefinitions(password, operatorPassword)
 	if err != nil {
 		panic(err) // plain strings always marshal
 	}
@@ -133,16 +136,16 @@ func rabbitBrokerChildren(p *platformv1.ParserPlatform, creds Credentials) []cli
 		},
 	}
 	sec := secret(p, BrokerName(p), brokerName, ComponentBroker, map[string]string{
-		KeyUsername:        BrokerUser,
-		KeyPassword:        password,
-		KeyErlangCookie:    cookie,
-		KeyBrokerURL:       BrokerURL(p, password),
-		UserDefinitionsKey: users,
+		KeyUsername:     BrokerUser,
+		KeyPassword:     password,
+		KeyErlangCookie: cookie,
+		KeyBrokerURL:    BrokerURL(p, password),
 	})
 	sts := rabbitWorkload(p, rabbitConfigHash(config.Data, users, cookie)).StatefulSet()
 	sts.Spec.Template.Spec.InitContainers = []corev1.Container{rabbitCookieInitContainer(p)}
-	return brokerObjects(p, config, sec, sts,
+	objs := brokerObjects(p, config, sec, sts,
 		servicePort("amqp", AMQPPort), servicePort("management", RabbitManagement))
+	return append([]client.Object{brokerUsersSecret(p, users, operatorPassword)}, objs...)
 }
 
 // rabbitConfigHash is the hash of everything a broker pod reads at boot and
@@ -281,23 +284,6 @@ func RenderQueueDefinitions(p *platformv1.ParserPlatform) string {
 	return mustJSON(d)
 }
 
-// RenderUserDefinitions declares the broker's user with full rights on "/".
-// RabbitMQ skips its default user (and vhost) when definitions are imported
-// at boot, so the user must be declared here; the vhost is declared again so
-// the file stands on its own whatever order the files are imported in.
-func RenderUserDefinitions(password string) (string, error) {
-	d := definitions{
-		Vhosts: []map[string]any{{"name": "/"}},
-		Users: []map[string]any{{
-			"name": BrokerUser, "password_hash": RabbitPasswordHash(password),
-			"hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []string{"administrator"},
-		}},
-		Permissions: []map[string]any{{"user": BrokerUser, "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}},
-	}
-	out, err := json.MarshalIndent(d, "", "  ")
-	return string(out) + "\n", err
-}
-
 // RabbitPasswordHash is RabbitMQ's rabbit_password_hashing_sha256:
 // base64(salt ++ sha256(salt ++ password)) with a 4-byte salt. The salt is
 // derived from the password so the Secret is a pure function of it (and is
@@ -381,7 +367,7 @@ func rabbitWorkload(p *platformv1.ParserPlatform, configHash string) *statefulWo
 				Items:                []corev1.KeyToPath{{Key: QueueDefinitionsKey, Path: QueueDefinitionsKey}},
 			}}},
 			{Name: "user-definitions", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-				SecretName: BrokerName(p), DefaultMode: ptr.To[int32](0o400),
+				SecretName: BrokerUsersSecretName(p), DefaultMode: ptr.To[int32](0o400),
 				Items: []corev1.KeyToPath{{Key: UserDefinitionsKey, Path: UserDefinitionsKey}},
 			}}},
 			{Name: rabbitHomeVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{

@@ -62,6 +62,8 @@ func TestGoldenRabbitConf(t *testing.T) {
 const (
 	testBrokerPassword = "Cr3d9f8e7d6c5b4a39281706f5e4d3c2"
 	testBrokerCookie   = "Cr3dCookie0123456789abcdefABCDEF"
+	// testOperatorPassword is the operator's management API user's.
+	testOperatorPassword = "Cr3dOperat0r0123456789abcdefABCD"
 )
 
 // brokerPod is a broker pod's file system under root, with its node running.
@@ -105,8 +107,9 @@ type brokerBoot struct {
 func bootBrokerPodWith(t *testing.T, rmq rabbitMQ, p *platformv1.ParserPlatform, opts brokerBoot) *brokerPod {
 	t.Helper()
 	children := brokerChildren(p, Credentials{
-		{Secret: BrokerName(p), Key: KeyPassword}:     testBrokerPassword,
-		{Secret: BrokerName(p), Key: KeyErlangCookie}: testBrokerCookie,
+		{Secret: BrokerName(p), Key: KeyPassword}:                    testBrokerPassword,
+		{Secret: BrokerName(p), Key: KeyErlangCookie}:                testBrokerCookie,
+		{Secret: BrokerUsersSecretName(p), Key: KeyOperatorPassword}: testOperatorPassword,
 	})
 	cm := find[*corev1.ConfigMap](t, children, BrokerName(p))
 	sts := find[*appsv1.StatefulSet](t, children, BrokerName(p))
@@ -318,17 +321,21 @@ func TestRabbitMQDefinitionsOnRealServer(t *testing.T) {
 		"analytics -> analytics", "notifications -> notifications", "parser -> parser",
 	})
 
-	// Only the platform's user: definitions replace the default guest.
+	// Only the platform's users: definitions replace the default guest.
+	// The applications' user has no tag (no management API); the
+	// operator's has the policymaker tag its queue record needs.
 	var users []string
 	for _, u := range srv.list(t, "list_users") {
-		users = append(users, fmt.Sprint(u["user"]))
+		users = append(users, fmt.Sprintf("%v %v", u["user"], u["tags"]))
 	}
-	assertEqualStrings(t, "users", users, []string{BrokerUser})
+	slices.Sort(users)
+	assertEqualStrings(t, "users and tags", users, []string{BrokerUser + " []", BrokerOperatorUser + " [" + BrokerOperatorTag + "]"})
 	var perms []string
 	for _, pm := range srv.list(t, "list_permissions", "-p", "/") {
 		perms = append(perms, fmt.Sprintf("%v %v %v %v", pm["user"], pm["configure"], pm["write"], pm["read"]))
 	}
-	assertEqualStrings(t, "permissions on /", perms, []string{BrokerUser + " .* .* .*"})
+	slices.Sort(perms)
+	assertEqualStrings(t, "permissions on /", perms, []string{BrokerUser + " .* .* .*", BrokerOperatorUser + " .* .* .*"})
 
 	// The hash in the Secret matches the password, and only it.
 	if out, err := srv.ctl(t, "authenticate_user", BrokerUser, testBrokerPassword); err != nil {
@@ -878,7 +885,7 @@ func TestRabbitMQQueueChangesOnRealServer(t *testing.T) {
 	p := withSeedQueues(samplePlatform())
 	b := bootBrokerPod(t, rmq, p, true)
 	ctx := t.Context()
-	mgmt := rabbitmq.NewClient(net.JoinHostPort("127.0.0.1", strconv.Itoa(b.mgmtPort)), BrokerUser, testBrokerPassword, 10*time.Second)
+	mgmt := rabbitmq.NewClient(net.JoinHostPort("127.0.0.1", strconv.Itoa(b.mgmtPort)), BrokerOperatorUser, testOperatorPassword, 10*time.Second)
 	defer mgmt.Close()
 	if err := mgmt.Ping(ctx); err != nil {
 		t.Fatalf("management API: %v", err)

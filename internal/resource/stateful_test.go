@@ -82,6 +82,7 @@ func TestStatefulChildrenHaveContractNames(t *testing.T) {
 	}
 	want["Service/vk-cache-headless"] = ComponentCache
 	want["Service/vk-broker-headless"] = ComponentBroker
+	want["Secret/vk-broker-users"] = ComponentBroker // users.json and the operator's management API user
 	for _, q := range []string{"parser", "analytics", "notifications"} {
 		for _, kind := range []string{"Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget"} {
 			want[kind+"/vk-worker-"+q] = ComponentWorker

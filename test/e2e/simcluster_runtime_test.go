@@ -313,6 +313,9 @@ func brokerCredentials(p *platformv1.ParserPlatform, password string) resource.C
 	return resource.Credentials{
 		{Secret: resource.BrokerName(p), Key: resource.KeyPassword}:     password,
 		{Secret: resource.BrokerName(p), Key: resource.KeyErlangCookie}: "ErlangCookie0123456789abcdefABCDEF",
+		// The operator's management API user (the applications' has no
+		// management rights): managementAPI signs in with it.
+		{Secret: resource.BrokerUsersSecretName(p), Key: resource.KeyOperatorPassword}: "Operat0rPassw0rd0123456789abcdef",
 	}
 }
 
@@ -321,7 +324,7 @@ func brokerObjects(p *platformv1.ParserPlatform, password string) []any {
 	var out []any
 	for _, obj := range resource.Children(p, brokerCredentials(p, password)) {
 		name := obj.GetName()
-		if name == resource.BrokerName(p) || name == resource.BrokerHeadlessName(p) {
+		if name == resource.BrokerName(p) || name == resource.BrokerHeadlessName(p) || name == resource.BrokerUsersSecretName(p) {
 			obj.SetOwnerReferences(nil) // no ParserPlatform object here
 			out = append(out, obj)
 		}
@@ -380,8 +383,19 @@ type rabbitAPI struct {
 	base, user, password string
 }
 
-func managementAPI(ctx context.Context, ns, pod, password string) *rabbitAPI {
-	return &rabbitAPI{base: "http://" + net.JoinHostPort(podIP(ctx, ns, pod), "15672"), user: resource.BrokerUser, password: password}
+// managementAPI signs in as the operator's broker user, with the password
+// of Secret <platform>-broker-users (the platform read from the
+// pod's instance label): the applications' user, whose password callers
+// hold (the last argument, unused), has no management rights.
+func managementAPI(ctx context.Context, ns, pod, _ string) *rabbitAPI {
+	GinkgoHelper()
+	got, err := clients.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	platform := &platformv1.ParserPlatform{ObjectMeta: metav1.ObjectMeta{Name: got.Labels[resource.LabelInstance], Namespace: ns}}
+	s, err := clients.CoreV1().Secrets(ns).Get(ctx, resource.BrokerUsersSecretName(platform), metav1.GetOptions{})
+	Expect(err).NotTo(HaveOccurred(), "the operator's broker user's Secret")
+	return &rabbitAPI{base: "http://" + net.JoinHostPort(got.Status.PodIP, "15672"),
+		user: resource.BrokerOperatorUser, password: string(s.Data[resource.KeyOperatorPassword])}
 }
 
 func (a *rabbitAPI) do(ctx context.Context, method, path string, body any, out any) error {
