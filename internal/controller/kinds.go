@@ -22,20 +22,25 @@ import (
 type managedKind struct {
 	object client.Object
 	list   client.ObjectList
+	// statusRead, for a kind with a status that others rewrite all the
+	// time, is the part of the status the operator reads (nil: none); an
+	// update that changes no more than the rest of the status wakes no
+	// reconcile (statuschurn.go). Nil statusRead: every update does.
+	statusRead func(client.Object) any
 }
 
 // managedKinds is the one list of child kinds: the watches, the cache filter
 // and pruning follow it (RBAC markers in parserplatform_controller.go too).
 var managedKinds = []managedKind{
-	{&corev1.ServiceAccount{}, &corev1.ServiceAccountList{}},
-	{&corev1.Secret{}, &corev1.SecretList{}},
-	{&corev1.ConfigMap{}, &corev1.ConfigMapList{}},
-	{&corev1.Service{}, &corev1.ServiceList{}},
-	{&appsv1.StatefulSet{}, &appsv1.StatefulSetList{}},
-	{&appsv1.Deployment{}, &appsv1.DeploymentList{}},
-	{&autoscalingv2.HorizontalPodAutoscaler{}, &autoscalingv2.HorizontalPodAutoscalerList{}},
-	{&policyv1.PodDisruptionBudget{}, &policyv1.PodDisruptionBudgetList{}},
-	{&networkingv1.NetworkPolicy{}, &networkingv1.NetworkPolicyList{}},
+	{&corev1.ServiceAccount{}, &corev1.ServiceAccountList{}, nil},
+	{&corev1.Secret{}, &corev1.SecretList{}, nil},
+	{&corev1.ConfigMap{}, &corev1.ConfigMapList{}, nil},
+	{&corev1.Service{}, &corev1.ServiceList{}, nil},
+	{&appsv1.StatefulSet{}, &appsv1.StatefulSetList{}, statefulSetStatusRead},
+	{&appsv1.Deployment{}, &appsv1.DeploymentList{}, deploymentStatusRead},
+	{&autoscalingv2.HorizontalPodAutoscaler{}, &autoscalingv2.HorizontalPodAutoscalerList{}, hpaSpecRead},
+	{&policyv1.PodDisruptionBudget{}, &policyv1.PodDisruptionBudgetList{}, noStatusRead},
+	{&networkingv1.NetworkPolicy{}, &networkingv1.NetworkPolicyList{}, nil},
 }
 
 // CacheOptions cache only the operator's own children (label-selected

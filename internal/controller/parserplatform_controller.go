@@ -54,6 +54,9 @@ type ParserPlatformReconciler struct {
 	// NetworkPolicies let the operator reach the cache and the broker from
 	// there only (resource.DefaultOperatorNamespace when empty).
 	OperatorNamespace string
+
+	// checks remembers what the platforms' servers last said (server_checks.go).
+	checks serverChecks
 }
 
 // +kubebuilder:rbac:groups=platform.vkparser.io,resources=parserplatforms,verbs=get;list;watch;update;patch
@@ -76,6 +79,7 @@ func (r *ParserPlatformReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	p := &platformv1.ParserPlatform{}
 	if err := r.Get(ctx, req.NamespacedName, p); apierrors.IsNotFound(err) {
 		metrics.Forget(req.Namespace, req.Name)
+		r.checks.forgetPlatform(req.NamespacedName)
 		return ctrl.Result{}, nil
 	} else if err != nil {
 		return ctrl.Result{}, err
@@ -111,8 +115,8 @@ func (r *ParserPlatformReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 // requeueAfter is the soonest of the looks again the parts asked for (0: none).
 func (r *reconcileResult) requeueAfter() time.Duration {
 	var after []time.Duration
-	if r.cache != nil && r.cache.retry {
-		after = append(after, cacheRetryInterval)
+	if r.cache != nil && r.cache.retryAfter > 0 {
+		after = append(after, r.cache.retryAfter)
 	}
 	if r.broker != nil && r.broker.retryAfter > 0 {
 		after = append(after, r.broker.retryAfter)
@@ -249,7 +253,11 @@ func (r *ParserPlatformReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurr
 		))).
 		Named("parserplatform")
 	for _, k := range managedKinds {
-		b = b.Owns(k.object)
+		if k.statusRead == nil {
+			b = b.Owns(k.object)
+			continue
+		}
+		b = b.Owns(k.object, builder.WithPredicates(statusChurnFilter(k.statusRead)))
 	}
 	// Cache and broker pods getting (new) IPs is when the Redis Cluster can
 	// form or must be reached anew, and when the broker's queues can be

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -103,7 +104,27 @@ func (r *ParserPlatformReconciler) syncBrokerQueues(ctx context.Context, p *plat
 	if len(pods) == 0 {
 		return notInLine(ReasonBrokerNotReached, "waiting for a broker pod to run")
 	}
-	mgmt, err := dialBroker(ctx, pods, resolve, resource.BrokerUsersSecretName(p), creds.Get(resource.BrokerUsersSecretName(p), resource.KeyOperatorPassword))
+	password := creds.Get(resource.BrokerUsersSecretName(p), resource.KeyOperatorPassword)
+	key := serverKey{platform: client.ObjectKeyFromObject(p), server: serverBroker}
+	inputs := fmt.Sprintf("queues=%v password=%x pods=%s", desiredQueues(p), sha256.Sum256([]byte(password)), podsInputs(pods))
+	now := time.Now()
+	if out, left, ok := recallAnswer[brokerOutcome](&r.checks, key, inputs, now); ok {
+		out.retryAfter = left
+		return out
+	}
+	out := r.applyQueues(ctx, p, pods, resolve, password)
+	if out.inLine && len(out.refusals) == 0 {
+		r.checks.remember(key, inputs, now, out)
+		out.retryAfter = serverRecheckInterval
+	} else {
+		r.checks.forgetAnswer(key)
+	}
+	return out
+}
+
+// applyQueues dials the broker and applies spec.queues.
+func (r *ParserPlatformReconciler) applyQueues(ctx context.Context, p *platformv1.ParserPlatform, pods []corev1.Pod, resolve BrokerResolver, password string) brokerOutcome {
+	mgmt, err := dialBroker(ctx, pods, resolve, resource.BrokerUsersSecretName(p), password)
 	if err != nil {
 		return notInLine(ReasonBrokerNotReached, err.Error())
 	}

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"strings"
@@ -22,9 +23,16 @@ import (
 const (
 	// cacheConvergeRounds bounds one reconcile's observe-plan-execute passes.
 	cacheConvergeRounds = 6
-	// cacheConvergeTimeout bounds the time one reconcile spends on the
-	// cluster; a longer migration resumes in the next reconcile.
-	cacheConvergeTimeout = 5 * time.Minute
+	// cacheSliceTimeout bounds the time one reconcile spends on the
+	// cluster. A migration runs in slices of it that resume where the last
+	// one stopped (every step of internal/rediscluster may be cut short:
+	// the next observation finishes or rolls back a half-moved slot), so a
+	// platform moving slots never holds a reconcile worker, and the
+	// platforms queued behind it, for longer.
+	cacheSliceTimeout = 20 * time.Second
+	// cacheSliceInterval is how soon the next slice runs: at once, behind
+	// the platforms already waiting for a worker.
+	cacheSliceInterval = 100 * time.Millisecond
 	// cacheRetryInterval is how soon an unformed cluster is looked at again.
 	cacheRetryInterval = 5 * time.Second
 )
@@ -34,20 +42,26 @@ type cacheOutcome struct {
 	formed  bool
 	detail  string // why not formed
 	summary *platformv1.CacheClusterStatus
-	// retry asks for another reconcile soon (pods not up, nodes unreachable).
-	retry bool
+	// retryAfter asks for another reconcile (pods not up, nodes
+	// unreachable, a migration's next slice, the periodic recheck); 0: none.
+	retryAfter time.Duration
 }
 
 // reconcileCacheCluster forms the Redis Cluster and keeps it at the spec's
 // masters and replicas, over the Redis protocol: the operator finds the
 // cache pods through the API and reaches each at its pod IP, so it needs no
 // cluster DNS. Scale-in shrinks the StatefulSet only after the leaving
-// masters gave away their slots and were forgotten.
+// masters gave away their slots and were forgotten. A settled cluster is
+// not dialed again until something it depends on moves (server_checks.go).
 func (r *ParserPlatformReconciler) reconcileCacheCluster(ctx context.Context, p *platformv1.ParserPlatform, creds resource.Credentials) cacheOutcome {
 	desiredPods := int(resource.CacheReplicas(p))
-	ips, err := r.cachePodIPs(ctx, p)
+	pods, err := r.runningCachePods(ctx, p)
 	if err != nil {
-		return cacheOutcome{detail: err.Error(), retry: true}
+		return cacheOutcome{detail: err.Error(), retryAfter: cacheRetryInterval}
+	}
+	ips := map[string]string{}
+	for _, pod := range pods {
+		ips[pod.Name] = pod.Status.PodIP
 	}
 	var addrs []string
 	for i := range desiredPods {
@@ -58,15 +72,57 @@ func (r *ParserPlatformReconciler) reconcileCacheCluster(ctx context.Context, p 
 		}
 		addrs = append(addrs, cachePodAddress(p, pod))
 	}
-	conn := rediscluster.NewConnector(r.cacheResolver(ips), creds.Get(resource.CacheName(p), resource.KeyPassword))
+	password := creds.Get(resource.CacheName(p), resource.KeyPassword)
+	key := serverKey{platform: client.ObjectKeyFromObject(p), server: serverCache}
+	inputs, err := r.cacheInputs(ctx, p, pods, password)
+	if err != nil {
+		return cacheOutcome{detail: err.Error(), retryAfter: cacheRetryInterval}
+	}
+	now := time.Now()
+	if out, left, ok := recallAnswer[cacheOutcome](&r.checks, key, inputs, now); ok {
+		out.retryAfter = left
+		return out
+	}
+	out := r.convergeCache(ctx, p, ips, addrs, password)
+	if out.formed && out.retryAfter == 0 {
+		r.checks.remember(key, inputs, now, out)
+		out.retryAfter = serverRecheckInterval
+	} else {
+		r.checks.forgetAnswer(key)
+	}
+	return out
+}
+
+// cacheInputs is what the cluster's state depends on besides the cluster
+// itself: the spec's shape, the password, the pods, and the StatefulSet's
+// size (a scale-in shrinks it once the pods beyond the spec are drained).
+func (r *ParserPlatformReconciler) cacheInputs(ctx context.Context, p *platformv1.ParserPlatform, pods []corev1.Pod, password string) (string, error) {
+	live, err := r.liveStatefulSet(ctx, p.Namespace, resource.CacheName(p))
+	if err != nil {
+		return "", err
+	}
+	size := int32(-1)
+	if live != nil {
+		size = ptr.Deref(live.Spec.Replicas, 0)
+	}
+	return fmt.Sprintf("masters=%d replicas=%d size=%d password=%x pods=%s", resource.CacheMasters(p), resource.CacheReplicasPerMaster(p),
+		size, sha256.Sum256([]byte(password)), podsInputs(pods)), nil
+}
+
+// convergeCache runs one slice of the cluster's convergence and says where
+// it stands.
+func (r *ParserPlatformReconciler) convergeCache(ctx context.Context, p *platformv1.ParserPlatform, ips map[string]string, addrs []string, password string) cacheOutcome {
+	conn := rediscluster.NewConnector(r.cacheResolver(ips), password)
 	defer func() { _ = conn.Close() }()
-	exec := &rediscluster.Executor{Conn: conn, Hook: r.topologyHook(p)}
+	moved := 0
+	exec := &rediscluster.Executor{Conn: conn, Hook: r.topologyHook(p, &moved)}
 	desired := rediscluster.Desired{
 		Pods: addrs, Masters: int(resource.CacheMasters(p)), ReplicasPerMaster: int(resource.CacheReplicasPerMaster(p)),
 	}
-	ctx, cancel := context.WithTimeout(ctx, cacheConvergeTimeout)
+	slice, cancel := context.WithTimeout(ctx, cacheSliceTimeout)
 	defer cancel()
-	res, err := rediscluster.Converge(ctx, exec, desired, cacheConvergeRounds)
+	res, err := rediscluster.Converge(slice, exec, desired, cacheConvergeRounds)
+	progress := r.checks.migrationSlice(client.ObjectKeyFromObject(p), res.SlotsToMove, moved)
 	out := cacheOutcome{}
 	if res.Topology != nil {
 		s := res.Topology.Summary()
@@ -76,19 +132,25 @@ func (r *ParserPlatformReconciler) reconcileCacheCluster(ctx context.Context, p 
 		out.formed = err == nil && s.Healthy()
 		out.detail = describeSummary(s)
 	}
-	if err != nil {
-		out.detail = "forming the Redis Cluster: " + err.Error()
-		out.retry = true
+	switch {
+	case err != nil && slice.Err() != nil && ctx.Err() == nil:
+		// The slice is over, not the migration: the next one resumes it.
+		out.formed = false
+		out.detail = fmt.Sprintf("moving slots: %d of %d moved; continuing", progress.moved, progress.total)
+		out.retryAfter = cacheSliceInterval
 		return out
-	}
-	if !out.formed {
+	case err != nil:
+		out.detail = "forming the Redis Cluster: " + err.Error()
+		out.retryAfter = cacheRetryInterval
+		return out
+	case !out.formed:
 		// Slots are placed but Redis has not yet agreed the cluster is ok
 		// (it takes a node timeout or two): look again soon.
-		out.retry = true
+		out.retryAfter = cacheRetryInterval
 		return out
 	}
-	if err := r.shrinkCache(ctx, p, int32(desiredPods)); err != nil {
-		out.detail, out.retry = err.Error(), true
+	if err := r.shrinkCache(ctx, p, int32(len(addrs))); err != nil {
+		out.detail, out.retryAfter = err.Error(), cacheRetryInterval
 	}
 	return out
 }
@@ -101,19 +163,19 @@ func describeSummary(s rediscluster.Summary) string {
 	return msg
 }
 
-// cachePodIPs maps the names of the platform's running cache pods to their IPs.
-func (r *ParserPlatformReconciler) cachePodIPs(ctx context.Context, p *platformv1.ParserPlatform) (map[string]string, error) {
-	pods := &corev1.PodList{}
-	if err := r.List(ctx, pods, client.InNamespace(p.Namespace), client.MatchingLabels(resource.SelectorLabels(p, "cache"))); err != nil {
+// runningCachePods are the platform's running cache pods.
+func (r *ParserPlatformReconciler) runningCachePods(ctx context.Context, p *platformv1.ParserPlatform) ([]corev1.Pod, error) {
+	list := &corev1.PodList{}
+	if err := r.List(ctx, list, client.InNamespace(p.Namespace), client.MatchingLabels(resource.SelectorLabels(p, "cache"))); err != nil {
 		return nil, fmt.Errorf("listing cache pods: %w", err)
 	}
-	ips := map[string]string{}
-	for _, pod := range pods.Items {
+	var pods []corev1.Pod
+	for _, pod := range list.Items {
 		if pod.Status.Phase == corev1.PodRunning && pod.DeletionTimestamp.IsZero() {
-			ips[pod.Name] = pod.Status.PodIP
+			pods = append(pods, pod)
 		}
 	}
-	return ips, nil
+	return pods, nil
 }
 
 // cachePodAddress is the address a cache pod announces: its stable DNS name
@@ -151,9 +213,13 @@ func PodIPResolver(ips map[string]string) rediscluster.Resolver {
 	})
 }
 
-// topologyHook turns every finished topology step into an event and a metric.
-func (r *ParserPlatformReconciler) topologyHook(p *platformv1.ParserPlatform) rediscluster.Hook {
+// topologyHook turns every finished topology step into an event and a
+// metric, and counts the slots whose keys all moved into moved.
+func (r *ParserPlatformReconciler) topologyHook(p *platformv1.ParserPlatform, moved *int) rediscluster.Hook {
 	return func(_ context.Context, ev rediscluster.Event) error {
+		if ev.Phase == rediscluster.PhaseSetSlot {
+			*moved += rediscluster.CountSlots(ev.Slots)
+		}
 		if ev.Phase != rediscluster.PhaseDone {
 			return nil
 		}

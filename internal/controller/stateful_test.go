@@ -128,10 +128,16 @@ var _ = Describe("ParserPlatform stateful tier", func() {
 
 		// No queues at all would remove the broker with what it still
 		// holds: the API server refuses it, and the broker stays.
-		latest := &platformv1.ParserPlatform{}
-		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(p), latest)).To(Succeed())
-		latest.Spec.Queues = nil
-		err := k8sClient.Update(ctx, latest)
+		// (A status write of the operator between the read and the update
+		// is a conflict, not the answer: read again.)
+		var err error
+		Eventually(func() bool {
+			latest := &platformv1.ParserPlatform{}
+			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(p), latest)).To(Succeed())
+			latest.Spec.Queues = nil
+			err = k8sClient.Update(ctx, latest)
+			return apierrors.IsConflict(err)
+		}, timeout, interval).Should(BeFalse())
 		Expect(err).To(MatchError(ContainSubstring("cannot go from some queues to none")))
 		Expect(get(ctx, &appsv1.StatefulSet{}, ns, "vk-broker")()).To(Succeed())
 		Expect(get(ctx, &appsv1.Deployment{}, ns, "vk-worker-notifications")()).To(Succeed())

@@ -42,6 +42,15 @@ var (
 		Help: "Redis Cluster topology steps run by the operator, by kind.",
 	}, []string{"namespace", "platform", "step"})
 
+	// ServerChecks counts the reconciles that needed a platform's server
+	// (the cache's Redis nodes, the broker's management API): dialed, or
+	// recalled from its last settled answer because nothing it depends on
+	// moved. Not per platform: it measures the operator, not a platform.
+	ServerChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parser_operator_server_checks_total",
+		Help: "Reconciles that needed a platform's server (cache, broker), by whether it was dialed or its last settled answer recalled.",
+	}, []string{"server", "result"})
+
 	// Refusals counts operations the operator refused on purpose.
 	Refusals = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "parser_operator_refusals_total",
@@ -50,7 +59,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(Condition, Replicas, Shards, Actions, CacheSteps, Refusals)
+	metrics.Registry.MustRegister(Condition, Replicas, Shards, Actions, CacheSteps, ServerChecks, Refusals)
 }
 
 // Observe records a platform's status in the gauges.

@@ -11,6 +11,9 @@ type Result struct {
 	Topology *Topology
 	// Rounds counts the observe-plan-execute passes, Steps the steps run.
 	Rounds, Steps int
+	// SlotsToMove are the slots the first plan had to move: where a
+	// migration stood when this call began.
+	SlotsToMove int
 }
 
 // Converge observes, plans and executes until a plan comes out empty, at
@@ -24,6 +27,9 @@ func Converge(ctx context.Context, e *Executor, d Desired, maxRounds int) (Resul
 		plan, err := NewPlan(res.Topology, d)
 		if err != nil {
 			return res, err
+		}
+		if res.Rounds == 0 {
+			res.SlotsToMove = plan.SlotsToMove()
 		}
 		if plan.Empty() {
 			return res, nil

@@ -57,6 +57,18 @@ type Plan struct {
 // Empty is true when the cluster already matches the desired state.
 func (p *Plan) Empty() bool { return len(p.Steps) == 0 }
 
+// SlotsToMove counts the slots the plan's migrations move: what a
+// migration in progress still has to do.
+func (p *Plan) SlotsToMove() int {
+	n := 0
+	for _, s := range p.Steps {
+		if m, ok := s.(MigrateSlots); ok {
+			n += CountSlots(m.Ranges)
+		}
+	}
+	return n
+}
+
 // String lists the steps, one a line, for logs and test failures.
 func (p *Plan) String() string {
 	lines := make([]string, len(p.Steps))

@@ -1,8 +1,11 @@
 package resource
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 )
@@ -18,7 +21,7 @@ import (
 //	cache <-> cache and broker <-> broker (cluster traffic)
 //	the operator, from its own namespace -> cache (it forms the Redis
 //	  Cluster) and RabbitMQ's management API (it keeps the queues in line)
-//	monitoring namespace -> metrics port of the pods that serve metrics
+//	monitoring namespace -> the ports named metrics (or prometheus) of any pod
 //
 // Egress of shard, cache and broker pods is limited to their peers and DNS:
 // none of them dials anything else (the operator dials them, backup Jobs
@@ -137,16 +140,26 @@ func (b *policyBuilder) broker() *networkingv1.NetworkPolicy {
 // rabbitPeerPorts are what RabbitMQ nodes open to one another.
 var rabbitPeerPorts = []int32{ErlangPortMapper, RabbitDistribution, AMQPPort}
 
-// metrics lets the monitoring namespace scrape the pods that serve metrics
-// (services, gateway, workers) on the metrics port, which the CRD keeps
-// apart from every data port; no other pod opens it.
+// metrics lets the monitoring namespace scrape every platform pod on the
+// ports its containers declare as metrics ports, by name: "metrics" (the
+// apps' monitoring.metricsPort, and exporter sidecars) and "prometheus"
+// (RabbitMQ's rabbitmq_prometheus). A pod that declares none opens nothing,
+// and a data port is never named so; the CRD also keeps metricsPort apart
+// from every data and service port.
 func (b *policyBuilder) metrics() *networkingv1.NetworkPolicy {
-	return b.build("metrics", componentsPods(b.p, ComponentService, ComponentGateway, ComponentWorker),
+	ports := make([]networkingv1.NetworkPolicyPort, 0, len(metricsPortNames))
+	for _, name := range metricsPortNames {
+		ports = append(ports, networkingv1.NetworkPolicyPort{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromString(name))})
+	}
+	return b.build("metrics", platformPods(b.p),
 		[]networkingv1.NetworkPolicyIngressRule{{
 			From:  []networkingv1.NetworkPolicyPeer{namespacePeer(b.p.Spec.MonitoringNamespace())},
-			Ports: tcpPorts(b.p.Spec.MetricsPort()),
+			Ports: ports,
 		}}, nil)
 }
+
+// metricsPortNames are the container port names Prometheus scrapes.
+var metricsPortNames = []string{"metrics", "prometheus"}
 
 // workers take no connection (Celery pulls from the broker): with egress
 // restricted, this policy lets them reach the stateful tier.

@@ -72,6 +72,8 @@ func TestNetworkPolicyMatrixSpotChecks(t *testing.T) {
 		{"operator", "StatefulSet/vk-cache", tcp(RedisPort), true},
 		{"operator", "StatefulSet/vk-broker", tcp(RabbitManagement), true},
 		{"prometheus", "Deployment/vk-auth", tcp(9090), true},
+		{"prometheus", "Deployment/vk-worker-parser", tcp(9090), true},
+		{"prometheus", "Deployment/vk-gateway", tcp(9090), true},
 		{"StatefulSet/vk-db-0", "kube-dns", netProbe{DNSPort, corev1.ProtocolUDP}, true},
 		{"StatefulSet/vk-broker", "kube-dns", tcp(DNSPort), true},
 		{"Deployment/vk-parser", "internet", tcp(443), true}, // app egress open by default
@@ -96,7 +98,9 @@ func TestNetworkPolicyMatrixSpotChecks(t *testing.T) {
 		{"operator", "StatefulSet/vk-db-0", tcp(PostgresPort), false},
 		{"outside", "StatefulSet/vk-broker", tcp(RabbitManagement), false},
 		{"prometheus", "Deployment/vk-auth", tcp(8001), false},
-		{"prometheus", "StatefulSet/vk-db-1", tcp(9090), false}, // shards serve no metrics
+		{"prometheus", "StatefulSet/vk-db-1", tcp(9090), false}, // not a metrics port of the shards
+		{"prometheus", "StatefulSet/vk-db-1", tcp(PostgresPort), false},
+		{"prometheus", "StatefulSet/vk-broker", tcp(AMQPPort), false},
 		{"operator labels in another namespace", "StatefulSet/vk-cache", tcp(RedisPort), false},
 		{"operator labels in another namespace", "StatefulSet/vk-broker", tcp(RabbitManagement), false},
 		{"old operator label in the operator's namespace", "StatefulSet/vk-cache", tcp(RedisPort), false},
@@ -217,6 +221,13 @@ func TestNetworkPolicyMatrixCatchesBrokenPolicies(t *testing.T) {
 			return nps
 		},
 		want: "ingress: prometheus -> Deployment/vk-auth:9090 denied, want allowed",
+	}, {
+		name: "metrics opened by number on every pod (the old rule, with metricsPort 5432)",
+		breakIt: func(nps []*networkingv1.NetworkPolicy) []*networkingv1.NetworkPolicy {
+			byName(nps, "metrics").Spec.Ingress[0].Ports = tcpPorts(PostgresPort)
+			return nps
+		},
+		want: "ingress: prometheus -> StatefulSet/vk-db-0:5432 allowed, want denied",
 	}, {
 		name: "DNS rule dropped from the cache",
 		breakIt: func(nps []*networkingv1.NetworkPolicy) []*networkingv1.NetworkPolicy {

@@ -151,18 +151,18 @@ func expectedIngress(p *platformv1.ParserPlatform, src, dst netPod, probe netPro
 	}
 	port := probe.port
 	app := src.role == roleService || src.role == roleWorker
-	metrics := src.role == rolePrometheus && port == p.Spec.MetricsPort()
+	if src.role == rolePrometheus && servesMetrics(dst, port) {
+		return true
+	}
 	switch dst.role {
 	case roleLB:
 		return port == NginxListenPort // the entry point, from anywhere
 	case roleGateway:
-		return metrics || (src.role == roleLB && port == p.Spec.GatewayPort())
+		return src.role == roleLB && port == p.Spec.GatewayPort()
 	case roleService:
 		target := serviceOf(p, dst)
-		return metrics || (port == target.Port && (src.role == roleGateway ||
-			(src.role == roleService && MayCall(serviceOf(p, src), target.Name))))
-	case roleWorker:
-		return metrics
+		return port == target.Port && (src.role == roleGateway ||
+			(src.role == roleService && MayCall(serviceOf(p, src), target.Name)))
 	case roleShard:
 		return (app || src.role == roleBackup) && port == PostgresPort
 	case roleCache:
@@ -224,6 +224,14 @@ func restrictedAppPath(p *platformv1.ParserPlatform, src, dst netPod, port int32
 		return app && port == brokerClientPort(p)
 	}
 	return false
+}
+
+// servesMetrics: the pod declares port as a metrics port, the apps' on
+// monitoring.metricsPort, an exporter's, or RabbitMQ's rabbitmq_prometheus.
+func servesMetrics(pod netPod, port int32) bool {
+	return slices.ContainsFunc(pod.ports, func(cp corev1.ContainerPort) bool {
+		return cp.ContainerPort == port && (cp.Name == "metrics" || cp.Name == "prometheus")
+	})
 }
 
 func restrictedEgress(p *platformv1.ParserPlatform) bool {

@@ -292,7 +292,8 @@ func (w *writeCounter) since(earlier map[string]int) map[string]int {
 // requestRow turns a request path into the "VERB group/resource" of
 // apiserver_request_total: /api/v1/namespaces/x/configmaps -> "POST configmaps",
 // /apis/platform.vkparser.io/v1alpha1/namespaces/x/parserplatforms ->
-// "POST platform.vkparser.io/parserplatforms".
+// "POST platform.vkparser.io/parserplatforms", .../deployments/d/status ->
+// "PUT apps/deployments/status".
 func requestRow(req *http.Request) string {
 	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
 	group, rest := "", parts
@@ -308,6 +309,9 @@ func requestRow(req *http.Request) string {
 	resource := ""
 	if len(rest) > 0 {
 		resource = rest[0]
+	}
+	if len(rest) > 2 { // <resource>/<name>/<subresource>: status updates
+		resource += "/" + rest[2]
 	}
 	if group != "" {
 		resource = group + "/" + resource

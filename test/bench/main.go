@@ -11,7 +11,10 @@
 //     latency and work-queue wait from the operator's metrics, peak RSS and
 //     Go heap, client-side throttling and 429s;
 //   - idle: the writes the API server counts (apiserver_request_total) in
-//     --idle after convergence, and after an operator restart.
+//     --idle after convergence, and after an operator restart;
+//   - churn: --churn of every HPA's and Deployment's status rewritten every
+//     --churn-period, as a live cluster's controllers do: the operator's
+//     reconciles, writes, requests, server dials and CPU (churn.go).
 //
 // The operator runs as its own process (the binary `go build ./cmd` makes),
 // as a service-account user bound to config/rbac/role.yaml. Everything the
@@ -54,7 +57,7 @@ func init() {
 // options are the benchmark's flags.
 type options struct {
 	platforms, namespaces, repeat, inflight int
-	idle, timeout                           time.Duration
+	idle, timeout, churn, churnPeriod       time.Duration
 	operatorArgs, operatorBinary            string
 	sample, crds, rbac, serviceRange        string
 	jsonOut, work                           string
@@ -69,6 +72,8 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.repeat, "repeat", 3, "runs of the one-platform phase (medians are reported)")
 	fs.IntVar(&o.inflight, "inflight", 16, "requests in flight of the plain client-go loop")
 	fs.DurationVar(&o.idle, "idle", 60*time.Second, "idle window after convergence, and after the restart")
+	fs.DurationVar(&o.churn, "churn", 60*time.Second, "status churn window after the idle one (0: none)")
+	fs.DurationVar(&o.churnPeriod, "churn-period", 15*time.Second, "how often the churn rewrites every HPA's and Deployment's status")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up on a convergence after this long")
 	fs.StringVar(&o.operatorArgs, "operator-args", "", "extra flags for the operator, e.g. \"--max-concurrent-reconciles=8 --kube-api-qps=200\"")
 	fs.StringVar(&o.operatorBinary, "operator-binary", "", "use this operator binary instead of building ./cmd")

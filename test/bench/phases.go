@@ -216,6 +216,9 @@ func (e *env) manyPlatforms(ctx context.Context) error {
 	if err := e.idle(ctx, op); err != nil {
 		return err
 	}
+	if err := e.churn(ctx, op); err != nil {
+		return fmt.Errorf("churn: %w", err)
+	}
 	op.stop()
 	return e.restart(ctx, len(platforms))
 }

@@ -26,6 +26,7 @@ type results struct {
 	Many              manyPlatforms
 	Idle              window
 	Restart           restartWindow
+	Churn             churnWindow
 }
 
 type machine struct {
@@ -205,6 +206,7 @@ func (r *results) print(w io.Writer) {
 	r.printOne(p)
 	r.printMany(p)
 	r.printIdle(p)
+	r.printChurn(p)
 	r.printWrites(p)
 }
 

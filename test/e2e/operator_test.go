@@ -16,6 +16,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,6 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -457,6 +459,54 @@ var _ = Describe("The operator installed with its Helm chart", Ordered, func() {
 		steps, _ := final.sum("parser_operator_cache_topology_steps_total", vk)
 		Expect(steps).To(BeNumerically(">", 0), "the operator formed the cluster itself")
 		GinkgoWriter.Printf("child actions %g, cache topology steps %g\n", actions, steps)
+	})
+
+	It("reconciles its children's status churn without dialing the cache or the broker again", func(ctx SpecContext) {
+		checks := func(server, result string) float64 {
+			GinkgoHelper()
+			s, err := rec.scrape(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			v, _ := s.value("parser_operator_server_checks_total", map[string]string{"server": server, "result": result})
+			return v
+		}
+		before := map[string]float64{}
+		for _, k := range []string{"cache/dialed", "cache/recalled", "broker/dialed", "broker/recalled"} {
+			server, result, _ := strings.Cut(k, "/")
+			before[k] = checks(server, result)
+		}
+		const rounds = 8
+		By(fmt.Sprintf("rewriting every HPA's status %d times with new current metrics, as an HPA controller with metrics does", rounds))
+		hpas, err := clients.AutoscalingV2().HorizontalPodAutoscalers(ns).List(ctx, metav1.ListOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(hpas.Items).NotTo(BeEmpty())
+		for round := range rounds {
+			for _, h := range hpas.Items {
+				Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+					cur, err := clients.AutoscalingV2().HorizontalPodAutoscalers(ns).Get(ctx, h.Name, metav1.GetOptions{})
+					if err != nil {
+						return err
+					}
+					cur.Status.CurrentMetrics = []autoscalingv2.MetricStatus{{Type: autoscalingv2.ResourceMetricSourceType,
+						Resource: &autoscalingv2.ResourceMetricStatus{Name: corev1.ResourceCPU,
+							Current: autoscalingv2.MetricValueStatus{AverageUtilization: ptr.To(int32(20 + 7*round))}}}}
+					_, err = clients.AutoscalingV2().HorizontalPodAutoscalers(ns).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+					return err
+				})).To(Succeed())
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		Eventually(func() float64 { return checks("cache", "recalled") - before["cache/recalled"] }).WithContext(ctx).
+			Should(BeNumerically(">=", rounds/2), "the churn woke reconciles, which used the cache's settled answer")
+		delta := map[string]float64{}
+		for k, v := range before {
+			server, result, _ := strings.Cut(k, "/")
+			delta[k] = checks(server, result) - v
+		}
+		GinkgoWriter.Printf("during %d rounds of HPA status churn (%d HPAs): %v\n", rounds, len(hpas.Items), delta)
+		AddReportEntry("status churn: server checks", fmt.Sprint(delta))
+		// At most the periodic recheck (every 2 minutes) may fall in the window.
+		Expect(delta["cache/dialed"]).To(BeNumerically("<=", 1), "Redis dialed for status events")
+		Expect(delta["broker/dialed"]).To(BeNumerically("<=", 1), "the management API dialed for status events")
 	})
 
 	It("scales the cache to 4 masters and back to 3, shrinking the StatefulSet only after the slots moved", func(ctx SpecContext) {
