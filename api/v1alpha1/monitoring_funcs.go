@@ -9,12 +9,12 @@ const (
 	DefaultRedisExporterImage    = "oliver006/redis_exporter:v1.74.0"
 	DefaultNginxExporterImage    = "nginx/nginx-prometheus-exporter:1.4.2"
 
-	DefaultAlertNotReadyFor        = "10m"
-	DefaultAlertDownFor            = "5m"
-	DefaultAlertQueueBacklog int32 = 1000
-	DefaultAlertBacklogFor         = "15m"
-	DefaultAlertReconcileErrorsFor = "15m"
-	DefaultAlertBackupMaxAge       = "26h"
+	DefaultAlertNotReadyFor              = "10m"
+	DefaultAlertDownFor                  = "5m"
+	DefaultAlertQueueBacklog       int32 = 1000
+	DefaultAlertBacklogFor               = "15m"
+	DefaultAlertReconcileErrorsFor       = "15m"
+	DefaultAlertBackupMaxAge             = "26h"
 )
 
 // Override is the part of a queue's autoscaling every workload shares (nil
@@ -47,7 +47,7 @@ func (m *MonitoringSpec) DashboardOn() bool { return ptr.Deref(m.Dashboard, true
 // EffectiveAlerts is AlertsSpec with every threshold resolved.
 type EffectiveAlerts struct {
 	NotReadyFor, DownFor, BacklogFor, ReconcileErrorsFor, BackupMaxAge string
-	QueueBacklog                                                      int32
+	QueueBacklog                                                       int32
 }
 
 // EffectiveAlerts resolves spec.monitoring.alerts.

@@ -130,9 +130,10 @@ func rabbitBrokerChildren(p *platformv1.ParserPlatform, creds Credentials) []cli
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
 		ObjectMeta: objectMeta(p, BrokerName(p), brokerName, ComponentBroker),
 		Data: map[string]string{
-			QueueDefinitionsKey: RenderQueueDefinitions(p),
-			RabbitConfKey:       RenderRabbitConf(rabbitDefinitions, AMQPPort, rabbitNodes(p)...),
-			EnabledPluginsKey:   "[rabbitmq_management,rabbitmq_prometheus].\n",
+			QueueDefinitionsKey:   RenderQueueDefinitions(p),
+			RabbitConfKey:         RenderRabbitConf(rabbitDefinitions, AMQPPort, rabbitNodes(p)...),
+			EnabledPluginsKey:     "[rabbitmq_management,rabbitmq_prometheus].\n",
+			RabbitAdvancedConfKey: RabbitAdvancedConfig,
 		},
 	}
 	sec := secret(p, BrokerName(p), brokerName, ComponentBroker, map[string]string{
@@ -330,12 +331,14 @@ func rabbitWorkload(p *platformv1.ParserPlatform, configHash string) *statefulWo
 				{Name: "RABBITMQ_UPGRADE_LOG", Value: "-"},
 				{Name: "RABBITMQ_CONFIG_FILE", Value: rabbitConfigDir + "/config/rabbitmq"},
 				{Name: "RABBITMQ_ENABLED_PLUGINS_FILE", Value: rabbitConfigDir + "/config/" + EnabledPluginsKey},
+				{Name: "RABBITMQ_ADVANCED_CONFIG_FILE", Value: rabbitConfigDir + "/config/" + RabbitAdvancedConfKey},
 			},
 			Ports: []corev1.ContainerPort{
 				{Name: "amqp", ContainerPort: AMQPPort, Protocol: corev1.ProtocolTCP},
 				{Name: "management", ContainerPort: RabbitManagement, Protocol: corev1.ProtocolTCP},
 				{Name: "epmd", ContainerPort: ErlangPortMapper, Protocol: corev1.ProtocolTCP},
 				{Name: "dist", ContainerPort: RabbitDistribution, Protocol: corev1.ProtocolTCP},
+				{Name: RabbitPrometheusPortName, ContainerPort: RabbitPrometheusPort, Protocol: corev1.ProtocolTCP},
 			},
 			Resources:      withDefaultRequests(b.Resources),
 			ReadinessProbe: probe,
@@ -360,7 +363,7 @@ func rabbitWorkload(p *platformv1.ParserPlatform, configHash string) *statefulWo
 		volumes: []corev1.Volume{
 			{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 				LocalObjectReference: corev1.LocalObjectReference{Name: BrokerName(p)},
-				Items:                []corev1.KeyToPath{{Key: RabbitConfKey, Path: RabbitConfKey}, {Key: EnabledPluginsKey, Path: EnabledPluginsKey}},
+				Items:                []corev1.KeyToPath{{Key: RabbitConfKey, Path: RabbitConfKey}, {Key: EnabledPluginsKey, Path: EnabledPluginsKey}, {Key: RabbitAdvancedConfKey, Path: RabbitAdvancedConfKey}},
 			}}},
 			{Name: "queue-definitions", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 				LocalObjectReference: corev1.LocalObjectReference{Name: BrokerName(p)},

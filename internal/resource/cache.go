@@ -187,7 +187,8 @@ func cacheWorkload(p *platformv1.ParserPlatform, configHash string) *statefulWor
 			LivenessProbe:  withInitialDelay(ping.DeepCopy(), 15),
 			VolumeMounts:   redisMounts(),
 		},
-		volumes: redisVolumes(CacheName(p)),
+		volumes:  redisVolumes(CacheName(p)),
+		sidecars: redisExporter(p),
 	}
 }
 

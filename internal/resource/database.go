@@ -108,7 +108,7 @@ func shardWorkload(p *platformv1.ParserPlatform, i int, creds Credentials) *stat
 	probe := func(command []string, period int32) *corev1.Probe {
 		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: command}}, PeriodSeconds: period, TimeoutSeconds: 5}
 	}
-	return &statefulWorkload{
+	w := &statefulWorkload{
 		platform: p, name: ShardName(i), component: ComponentDatabase, replicas: 1,
 		serviceName: ShardStatefulSetName(p, i), storage: db.Storage, defaultSize: defaultShardSize,
 		uid: postgresUID, gracePeriod: postgresGraceSecs,
@@ -134,8 +134,13 @@ func shardWorkload(p *platformv1.ParserPlatform, i int, creds Credentials) *stat
 				{Name: "run", MountPath: "/var/run/postgresql"},
 			},
 		},
-		volumes: []corev1.Volume{{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+		volumes:  []corev1.Volume{{Name: "run", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+		sidecars: postgresExporter(p),
 	}
+	if len(w.sidecars) > 0 {
+		w.container.Lifecycle = monitoringRoleHook()
+	}
+	return w
 }
 
 // ShardMap is the routing document of the platform: md5(key) mod N over the

@@ -125,7 +125,7 @@ func loadBalancerDeployment(p *platformv1.ParserPlatform, meta metav1.ObjectMeta
 					AutomountServiceAccountToken: ptr.To(false),
 					SecurityContext:              restrictedPodSecurityContext(NginxUID),
 					TopologySpreadConstraints:    spreadAcrossNodes(selector),
-					Containers:                   []corev1.Container{container},
+					Containers:                   append([]corev1.Container{container}, restrictedSidecars(nginxExporter(p))...),
 					Volumes: []corev1.Volume{
 						configMapVolume(nginxConfigVolume, LoadBalancerConfigName(p)),
 						tmpVolume(),

@@ -29,6 +29,7 @@ type statefulWorkload struct {
 	gracePeriod int64
 	configHash  string
 	container   corev1.Container
+	sidecars    []corev1.Container // exporters: restricted, like the container
 	volumes     []corev1.Volume
 }
 
@@ -65,7 +66,7 @@ func (s *statefulWorkload) StatefulSet() *appsv1.StatefulSet {
 					SecurityContext:               restrictedPodSecurityContext(s.uid),
 					TerminationGracePeriodSeconds: ptr.To(s.gracePeriod),
 					TopologySpreadConstraints:     spreadAcrossNodes(selector),
-					Containers:                    []corev1.Container{c},
+					Containers:                    append([]corev1.Container{c}, restrictedSidecars(s.sidecars)...),
 					Volumes:                       append(slicesClone(s.volumes), tmpVolume()),
 				},
 			},
