@@ -28,7 +28,8 @@ func ServiceMonitor(p *platformv1.ParserPlatform) *unstructured.Unstructured {
 		}},
 		"namespaceSelector": map[string]any{"matchNames": []any{p.Namespace}},
 		"endpoints": []any{map[string]any{
-			"port": "metrics", "path": "/metrics", "interval": "30s",
+			"port": MetricsPortName, "path": "/metrics", "interval": "30s",
+			"relabelings": platformRelabelings(),
 		}},
 	}
 	return u
