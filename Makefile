@@ -43,12 +43,18 @@ fmt: ## go fmt.
 vet: ## go vet.
 	go vet ./...
 
+GOLANGCI_LINT ?= $(shell hack/tool.sh golangci-lint)
+
+.PHONY: lint
+lint: ## golangci-lint v2 with .golangci.yml (the binary from hack/tool.sh: release download, else a source build, ~5 min once).
+	$(GOLANGCI_LINT) run ./...
+
 .PHONY: envtest
 envtest: ## Print the directory of the envtest binaries (kube-apiserver, etcd), building them if needed.
 	@hack/envtest-assets.sh
 
 # Every binary hack/tool.sh provides.
-TOOLS := controller-gen helm gotestsum versitygw etcd kube-apiserver kube-controller-manager kube-scheduler kwok
+TOOLS := controller-gen helm gotestsum versitygw golangci-lint etcd kube-apiserver kube-controller-manager kube-scheduler kwok
 
 .PHONY: tools
 tools: ## Put every pinned tool in ~/.cache/parser-operator: the release download, else a source build (PARSER_OPERATOR_OFFLINE=1: build only).
