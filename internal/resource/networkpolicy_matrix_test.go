@@ -149,66 +149,79 @@ func expectedIngress(p *platformv1.ParserPlatform, src, dst netPod, probe netPro
 	if probe.proto != corev1.ProtocolTCP {
 		return false
 	}
-	port := probe.port
-	app := src.role == roleService || src.role == roleWorker
-	if src.role == rolePrometheus && servesMetrics(dst, port) {
+	if src.role == rolePrometheus && servesMetrics(dst, probe.port) {
 		return true
 	}
-	switch dst.role {
-	case roleLB:
+	if takes, ok := ingressPaths[dst.role]; ok {
+		return takes(p, src, dst, probe.port)
+	}
+	return false // backup Job pods take no connection
+}
+
+// ingressPaths: what each role takes, on TCP, beside metrics.
+var ingressPaths = map[string]func(p *platformv1.ParserPlatform, src, dst netPod, port int32) bool{
+	roleLB: func(_ *platformv1.ParserPlatform, _, _ netPod, port int32) bool {
 		return port == NginxListenPort // the entry point, from anywhere
-	case roleGateway:
+	},
+	roleGateway: func(p *platformv1.ParserPlatform, src, _ netPod, port int32) bool {
 		return src.role == roleLB && port == p.Spec.GatewayPort()
-	case roleService:
+	},
+	roleService: func(p *platformv1.ParserPlatform, src, dst netPod, port int32) bool {
 		target := serviceOf(p, dst)
 		return port == target.Port && (src.role == roleGateway ||
 			(src.role == roleService && MayCall(serviceOf(p, src), target.Name)))
-	case roleShard:
-		return (app || src.role == roleBackup) && port == PostgresPort
-	case roleCache:
-		return ((app || src.role == roleOperator) && port == RedisPort) ||
+	},
+	roleShard: func(_ *platformv1.ParserPlatform, src, _ netPod, port int32) bool {
+		return (isApp(src) || src.role == roleBackup) && port == PostgresPort
+	},
+	roleCache: func(_ *platformv1.ParserPlatform, src, _ netPod, port int32) bool {
+		return ((isApp(src) || src.role == roleOperator) && port == RedisPort) ||
 			(src.role == roleCache && (port == RedisPort || port == RedisClusterBus))
-	case roleBroker:
-		if app && port == brokerClientPort(p) {
+	},
+	roleBroker: func(p *platformv1.ParserPlatform, src, _ netPod, port int32) bool {
+		if isApp(src) && port == brokerClientPort(p) {
 			return true
 		}
 		rabbit := p.Spec.Queues.Broker.Type != platformv1.BrokerRedis
 		return rabbit && ((src.role == roleBroker && slices.Contains(rabbitPeerPorts, port)) ||
 			(src.role == roleOperator && port == RabbitManagement))
-	}
-	return false // backup Job pods take no connection
+	},
 }
+
+// isApp: services and workers, the clients of the stateful tier.
+func isApp(pod netPod) bool { return pod.role == roleService || pod.role == roleWorker }
 
 // expectedEgress is the architecture seen from the source: the only
 // connections it opens.
 func expectedEgress(p *platformv1.ParserPlatform, src, dst netPod, probe netProbe) bool {
-	if !isPlatformPod(src) {
+	switch {
+	case !isPlatformPod(src):
 		return true
-	}
-	if dst.role == roleDNS && probe.port == DNSPort {
+	case dst.role == roleDNS && probe.port == DNSPort:
 		return true // every platform pod resolves names
+	case isAppRole(src.role):
+		return !restrictedEgress(p) || inAllowedCIDR(p, dst) || // the parser reaches the internet
+			(probe.proto == corev1.ProtocolTCP && restrictedAppPath(p, src, dst, probe.port))
 	}
-	if isAppRole(src.role) && !restrictedEgress(p) {
-		return true // the parser reaches the internet
-	}
-	if probe.proto != corev1.ProtocolTCP && !isAppRole(src.role) {
-		return false
-	}
+	return probe.proto == corev1.ProtocolTCP && statefulPeer(p, src, dst, probe.port)
+}
+
+// statefulPeer: the only connections shard, cache and broker pods open
+// beside DNS, to their own peers.
+func statefulPeer(p *platformv1.ParserPlatform, src, dst netPod, port int32) bool {
 	switch src.role {
-	case roleShard:
-		return false
 	case roleCache:
-		return dst.role == roleCache && (probe.port == RedisPort || probe.port == RedisClusterBus)
+		return dst.role == roleCache && (port == RedisPort || port == RedisClusterBus)
 	case roleBroker:
-		return p.Spec.Queues.Broker.Type != platformv1.BrokerRedis && dst.role == roleBroker && slices.Contains(rabbitPeerPorts, probe.port)
+		return p.Spec.Queues.Broker.Type != platformv1.BrokerRedis && dst.role == roleBroker && slices.Contains(rabbitPeerPorts, port)
 	}
-	return inAllowedCIDR(p, dst) || (probe.proto == corev1.ProtocolTCP && restrictedAppPath(p, src, dst, probe.port))
+	return false // a shard dials nobody
 }
 
 // restrictedAppPath: with spec.networkPolicy.egress, the platform paths an
 // application pod still opens.
 func restrictedAppPath(p *platformv1.ParserPlatform, src, dst netPod, port int32) bool {
-	app := src.role == roleService || src.role == roleWorker
+	app := isApp(src)
 	switch dst.role {
 	case roleGateway:
 		return src.role == roleLB && port == p.Spec.GatewayPort()

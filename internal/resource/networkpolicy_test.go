@@ -90,13 +90,6 @@ func handAllows(t *testing.T, policies []*networkingv1.NetworkPolicy, src, dst n
 	return !isolated
 }
 
-// handConnects: a connection needs the source's egress and the
-// destination's ingress.
-func handConnects(t *testing.T, policies []*networkingv1.NetworkPolicy, src, dst netPod, probe netProbe) bool {
-	t.Helper()
-	return handAllows(t, policies, src, dst, probe, false) && handAllows(t, policies, src, dst, probe, true)
-}
-
 // hasPolicyType: policyTypes left out means Ingress, plus Egress when the
 // policy has egress rules.
 func hasPolicyType(np *networkingv1.NetworkPolicy, kind networkingv1.PolicyType) bool {

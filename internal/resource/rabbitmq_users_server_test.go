@@ -24,16 +24,39 @@ import (
 // the least tag that works.
 func TestRabbitMQUsersHaveLeastPrivilegeOnRealServer(t *testing.T) {
 	rmq := requireRabbitMQ(t)
-	p := withSeedQueues(samplePlatform())
-	b := bootBrokerPod(t, rmq, p, true)
-	ctx := t.Context()
+	b := bootBrokerPod(t, rmq, withSeedQueues(samplePlatform()), true)
 	api := func(user, password string) *rabbitmq.Client {
 		c := rabbitmq.NewClient(net.JoinHostPort("127.0.0.1", strconv.Itoa(b.mgmtPort)), user, password, 10*time.Second)
 		t.Cleanup(c.Close)
 		return c
 	}
+	t.Run("applications' user", func(t *testing.T) { checkAppUser(t, b, api(BrokerUser, testBrokerPassword)) })
+	t.Run("operator's user", func(t *testing.T) { checkOperatorUser(t, b, api(BrokerOperatorUser, testOperatorPassword)) })
+	t.Run("the management tag is not enough", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"add_user", "probe-management", testOperatorPassword},
+			{"set_user_tags", "probe-management", "management"},
+			{"set_permissions", "-p", RabbitVhost, "probe-management", ".*", ".*", ".*"},
+		} {
+			if out, err := b.srv.ctl(t, args...); err != nil {
+				t.Fatalf("rabbitmqctl %v: %v\n%s", args, err, out)
+			}
+		}
+		probe := api("probe-management", testOperatorPassword)
+		if err := probe.Ping(t.Context()); err != nil {
+			t.Fatalf("management API as probe-management: %v", err)
+		}
+		if _, err := probe.Record(t.Context()); !isRefused(err) {
+			t.Errorf("reading the global parameter %s with the management tag: %v, want refused; if it is allowed, the operator's user needs no policymaker tag",
+				rabbitmq.RecordParameter, err)
+		}
+	})
+}
 
-	// The applications' user: Celery's traffic over AMQP on its vhost.
+// checkAppUser: Celery's traffic over AMQP on its vhost, and nothing over
+// HTTP (no tag, no management API).
+func checkAppUser(t *testing.T, b *brokerPod, appAPI *rabbitmq.Client) {
+	ctx := t.Context()
 	conn, err := amqp.Dial(fmt.Sprintf("amqp://%s:%s@127.0.0.1:%d/", BrokerUser, testBrokerPassword, b.amqpPort))
 	if err != nil {
 		t.Fatalf("AMQP as %s: %v", BrokerUser, err)
@@ -47,9 +70,6 @@ func TestRabbitMQUsersHaveLeastPrivilegeOnRealServer(t *testing.T) {
 		t.Errorf("%s consumed %d messages from parser, want the 5 it published", BrokerUser, got)
 	}
 	app.declare("celery-made", "celery-made") // Celery declares queues of its own (configure)
-
-	// ... and nothing over HTTP: no tag, no management API.
-	appAPI := api(BrokerUser, testBrokerPassword)
 	for name, call := range map[string]func() error{
 		"GET /api/whoami":                 func() error { return appAPI.Ping(ctx) },
 		"GET /api/queues/%2F":             func() error { _, err := appAPI.Queues(ctx, RabbitVhost); return err },
@@ -60,10 +80,12 @@ func TestRabbitMQUsersHaveLeastPrivilegeOnRealServer(t *testing.T) {
 			t.Errorf("%s as %s: %v, want 401 (the applications' user has no management rights)", name, BrokerUser, err)
 		}
 	}
+}
 
-	// The operator's user: the management API, its queue record (read and
-	// write), and nothing of the broker's users, vhosts or permissions.
-	operator := api(BrokerOperatorUser, testOperatorPassword)
+// checkOperatorUser: the management API, its queue record (read and
+// write), and nothing of the broker's users, vhosts or permissions.
+func checkOperatorUser(t *testing.T, b *brokerPod, operator *rabbitmq.Client) {
+	ctx := t.Context()
 	if err := operator.Ping(ctx); err != nil {
 		t.Fatalf("management API as %s: %v", BrokerOperatorUser, err)
 	}
@@ -81,25 +103,6 @@ func TestRabbitMQUsersHaveLeastPrivilegeOnRealServer(t *testing.T) {
 		if status := getStatus(t, b.mgmtPort, BrokerOperatorUser, testOperatorPassword, path); status != http.StatusUnauthorized && status != http.StatusForbidden {
 			t.Errorf("GET %s as %s: HTTP %d, want 401 or 403 (administrators only)", path, BrokerOperatorUser, status)
 		}
-	}
-
-	// Why policymaker: the management tag cannot read the record.
-	for _, args := range [][]string{
-		{"add_user", "probe-management", testOperatorPassword},
-		{"set_user_tags", "probe-management", "management"},
-		{"set_permissions", "-p", RabbitVhost, "probe-management", ".*", ".*", ".*"},
-	} {
-		if out, err := b.srv.ctl(t, args...); err != nil {
-			t.Fatalf("rabbitmqctl %v: %v\n%s", args, err, out)
-		}
-	}
-	probe := api("probe-management", testOperatorPassword)
-	if err := probe.Ping(ctx); err != nil {
-		t.Fatalf("management API as probe-management: %v", err)
-	}
-	if _, err := probe.Record(ctx); !isRefused(err) {
-		t.Errorf("reading the global parameter %s with the management tag: %v, want refused; if it is allowed, the operator's user needs no policymaker tag",
-			rabbitmq.RecordParameter, err)
 	}
 }
 
