@@ -93,13 +93,15 @@ func RenderRedisConf(o RedisConfOptions) string {
 // alike: chosen over ACL users for now. Redis 7 would allow an applications'
 // user without @admin and @dangerous (CLUSTER, CONFIG, FLUSHALL, DEBUG,
 // MIGRATE, ...) beside the operator's full one, with replicas syncing as
-// masteruser, without breaking cluster operations. But that user's password
-// would be a new data credential (Redis reads users only at start, so a
-// lost one could not be made again under a running cache's data the way
-// the broker's operator user can), and every running cache would have to
-// roll from requirepass to an ACL file. Until that migration exists, the
-// NetworkPolicies keep every pod but the apps, the cache's peers and the
-// operator off the Redis port (docs/security.md).
+// masteruser, without breaking cluster operations. Not done yet, because
+// of what it costs: every running cache would roll from requirepass to an
+// ACL file (a rolling restart of a Redis Cluster, failovers included, which
+// the operator would have to pace), the applications would need a second
+// credential and a username in their client configuration, and Redis reads
+// users only at start, so each change of either password rolls the cache.
+// Until that migration exists, the NetworkPolicies keep every pod but the
+// apps, the cache's peers and the operator off the Redis port
+// (docs/security.md).
 func RenderRedisAuthConf(password string) string {
 	q := redisQuote(password)
 	return "requirepass " + q + "\nmasterauth " + q + "\n"
