@@ -74,6 +74,7 @@ type brokerPod struct {
 	env       map[string]string // the container's literal env
 	amqpPort  int
 	mgmtPort  int // 0 without the management plugin
+	promPort  int // 0 without rabbitmq_prometheus
 	children  []client.Object
 }
 
@@ -102,6 +103,10 @@ type brokerBoot struct {
 	// mnesiaBase, when set, replaces the pod's RABBITMQ_MNESIA_BASE (a path
 	// of the test's file system).
 	mnesiaBase string
+	// prometheus enables rabbitmq_prometheus on a free port of 127.0.0.1
+	// (its settings come from the pod's advanced.config, which every boot
+	// reads, plugin or not).
+	prometheus bool
 }
 
 func bootBrokerPodWith(t *testing.T, rmq rabbitMQ, p *platformv1.ParserPlatform, opts brokerBoot) *brokerPod {
@@ -145,13 +150,18 @@ func bootBrokerPodWith(t *testing.T, rmq rabbitMQ, p *platformv1.ParserPlatform,
 	conf := RenderRabbitConf(b.inPod(defsDir), int32(b.amqpPort))
 	pluginsFile := b.env["RABBITMQ_ENABLED_PLUGINS_FILE"]
 	assertPluginsExist(t, readFile(t, b.inPod(pluginsFile)))
+	var plugins []string
 	if opts.management {
 		b.mgmtPort = freePort(t)
 		conf += fmt.Sprintf("management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %d\n", b.mgmtPort)
-		writeThrough(t, b.inPod(pluginsFile), "[rabbitmq_management].\n")
-	} else {
-		writeThrough(t, b.inPod(pluginsFile), "[].\n")
+		plugins = append(plugins, "rabbitmq_management")
 	}
+	if opts.prometheus {
+		b.promPort = freePort(t)
+		conf += fmt.Sprintf("prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = %d\n", b.promPort)
+		plugins = append(plugins, "rabbitmq_prometheus")
+	}
+	writeThrough(t, b.inPod(pluginsFile), "["+strings.Join(plugins, ",")+"].\n")
 	writeThrough(t, b.inPod(confFile), conf)
 	// The kubelet gives the volumes to the pod's fsGroup before any
 	// container starts; then the init container runs.
@@ -171,6 +181,7 @@ func bootBrokerPodWith(t *testing.T, rmq rabbitMQ, p *platformv1.ParserPlatform,
 		"HOME":                          b.inPod(b.env["HOME"]),
 		"RABBITMQ_CONFIG_FILE":          b.inPod(b.env["RABBITMQ_CONFIG_FILE"]),
 		"RABBITMQ_ENABLED_PLUGINS_FILE": b.inPod(pluginsFile),
+		"RABBITMQ_ADVANCED_CONFIG_FILE": b.inPod(b.env["RABBITMQ_ADVANCED_CONFIG_FILE"]),
 		"RABBITMQ_MNESIA_BASE":          mnesiaBase,
 		"RABBITMQ_LOG_BASE":             filepath.Join(b.root, "log"),
 		"RABBITMQ_UPGRADE_LOG":          b.env["RABBITMQ_UPGRADE_LOG"],
