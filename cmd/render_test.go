@@ -101,7 +101,7 @@ func TestRenderSampleHasEveryContractName(t *testing.T) {
 			}
 		}
 	}
-	// SPEC "Children", for P=vk and the sample's services, shards and queues.
+	// docs/architecture.md "Children", for P=vk and the sample's services, shards and queues.
 	want := []string{"ConfigMap/vk-registry", "ConfigMap/vk-lb-config", "ConfigMap/vk-shard-map",
 		"Deployment/vk-lb", "Service/vk-lb", "PodDisruptionBudget/vk-lb",
 		"StatefulSet/vk-cache", "Service/vk-cache", "Service/vk-cache-headless", "ConfigMap/vk-cache", "Secret/vk-cache",

@@ -21,7 +21,8 @@ import (
 )
 
 // shardVectors is internal/sharding/testdata/vectors.json, made by CPython's
-// hashlib running the seed's get_shard: the CLI must print the same shards.
+// hashlib running the services' get_shard (docs/architecture.md, "Database
+// shards"): the CLI must print the same shards.
 type shardVectors struct {
 	ShardCounts []uint64 `json:"shardCounts"`
 	Vectors     []struct {

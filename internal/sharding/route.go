@@ -1,12 +1,13 @@
 // Package sharding routes keys to database shards exactly as the VK parser
-// services do (the seed's DatabaseSharding.get_shard: md5(key) as a 128-bit
-// integer, mod the shard count) and holds the shard map document that tells
-// those services where each shard lives. It is pure: no Kubernetes client, so
-// the operator, the CLI and the tests share one implementation.
+// services do (their DatabaseSharding.get_shard: md5(key) as a 128-bit
+// integer, mod the shard count; docs/architecture.md, "Database shards") and
+// holds the shard map document that tells those services where each shard
+// lives. It is pure: no Kubernetes client, so the operator, the CLI and the
+// tests share one implementation.
 package sharding
 
 import (
-	"crypto/md5" //nolint:gosec // md5 is the seed's routing function, not a security boundary.
+	"crypto/md5" //nolint:gosec // md5 is the services' routing function, not a security boundary.
 	"encoding/binary"
 	"fmt"
 	"math/bits"
@@ -17,7 +18,7 @@ import (
 // map can refuse one it does not implement instead of silently misrouting.
 const Algorithm = "md5-mod-n"
 
-// Key formats as the seed's get_shard_for_user/get_shard_for_group build them.
+// Key formats as the services' get_shard_for_user/get_shard_for_group build them.
 // They are written into the shard map so that services in other languages
 // learn the exact key to hash.
 const (
@@ -41,7 +42,7 @@ func GroupKey(id int64) string { return "group_" + strconv.FormatInt(id, 10) }
 //
 // The key is hashed as its raw bytes. Python's key.encode() is UTF-8, so for
 // every valid UTF-8 string (every Python str without lone surrogates) the
-// result equals the seed's get_shard.
+// result equals the services' get_shard.
 func Route(key string, shards int) (int, error) {
 	if shards < 1 {
 		return 0, fmt.Errorf("shard count must be at least 1, got %d", shards)

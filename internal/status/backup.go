@@ -7,8 +7,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Condition types of backups and the restore at creation (SPEC "Backups and
-// restore"). Neither is part of Ready: a platform serves without a recent
+// Condition types of backups and the restore at creation (README.md, "Backups
+// and restore"). Neither is part of Ready: a platform serves without a recent
 // backup, and alerting on BackupReady is how one learns it has none.
 const (
 	TypeBackupReady = "BackupReady"

@@ -14,7 +14,7 @@ import (
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 )
 
-// Condition types (SPEC "Status").
+// Condition types (README.md, "Status").
 const (
 	TypeReady             = "Ready"
 	TypeProgressing       = "Progressing"

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Generate vectors.json: shard routing vectors from an independent implementation.
 
-The VK parser services route a key to a database shard with the seed's
-DatabaseSharding.get_shard (src/database/sharding.py):
+The VK parser services route a key to a database shard with their
+DatabaseSharding.get_shard (docs/architecture.md, "Database shards"):
 
     hash_value = int(hashlib.md5(key.encode()).hexdigest(), 16)
     shard_index = hash_value % self.shard_count
@@ -36,7 +36,7 @@ SHARD_COUNTS = [1, 2, 3, 4, 7, 8, 16, 33, 64, 2**32 + 15, 2**61 - 1, 2**63 - 1]
 
 
 class DatabaseSharding:
-    """The seed's class, verbatim apart from taking a shard count."""
+    """The services' class, verbatim apart from taking a shard count."""
 
     def __init__(self, shard_count: int):
         self.shard_count = shard_count
