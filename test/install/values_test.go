@@ -77,6 +77,7 @@ func TestHANamespacedMonitoredValues(t *testing.T) {
 	endpoints, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
 	want := []any{map[string]any{
 		"path": "/metrics", "port": "https", "scheme": "https", "interval": "30s", "scrapeTimeout": "10s",
+		"honorLabels":     true, // the platforms' rules select the operator's namespace label
 		"bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
 		"tlsConfig":       map[string]any{"insecureSkipVerify": true},
 	}}
