@@ -27,7 +27,8 @@ type EffectiveAutoscaling struct {
 	ScaleDownStabilizationSeconds int32
 }
 
-// platformAutoscaling resolves spec.autoscaling, filling in the seed's defaults.
+// platformAutoscaling resolves spec.autoscaling, filling in the Default*
+// constants for unset fields.
 func (s *ParserPlatformSpec) platformAutoscaling() EffectiveAutoscaling {
 	a := s.Autoscaling
 	return EffectiveAutoscaling{

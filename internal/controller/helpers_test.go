@@ -42,8 +42,8 @@ func newSettledPlatform(ctx context.Context, build func(namespace, name string) 
 	return ns, p
 }
 
-// samplePlatform is the seed's platform, trimmed to what the stateless tier
-// reads: two services, the gateway, the load balancer.
+// samplePlatform is the sample platform (config/samples), trimmed to what the
+// stateless tier reads: two services, the gateway, the load balancer.
 func samplePlatform(namespace, name string) *platformv1.ParserPlatform {
 	return &platformv1.ParserPlatform{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},

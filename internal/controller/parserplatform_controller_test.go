@@ -21,8 +21,8 @@ import (
 	"github.com/vkparser/parser-operator/internal/resource"
 )
 
-// childKinds are the contract's stateless children of a platform "vk" with
-// services auth and comments.
+// childKinds are the stateless children (docs/architecture.md, "Children") of
+// a platform "vk" with services auth and comments.
 func statelessChildren() map[string][]client.Object {
 	return map[string][]client.Object{
 		"vk-auth":      {&appsv1.Deployment{}, &corev1.Service{}, &autoscalingv2.HorizontalPodAutoscaler{}, &policyv1.PodDisruptionBudget{}},
@@ -47,7 +47,7 @@ var _ = Describe("ParserPlatform stateless tier", func() {
 		ns, p = newSettledPlatform(ctx, samplePlatform)
 	})
 
-	It("creates every child with the contract names, labels and owner reference", func() {
+	It("creates every child with the documented names, labels and owner reference", func() {
 		for name, kinds := range statelessChildren() {
 			for _, obj := range kinds {
 				Expect(get(ctx, obj, ns, name)()).To(Succeed(), "%T %s", obj, name)

@@ -47,7 +47,8 @@ var _ = Describe("The operator installed with its Helm chart", Ordered, func() {
 		leaseName  = "parser-operator.platform.vkparser.io"
 		ns         = "parser"
 		name       = "vk"
-		// cacheSelector selects the platform's cache pods (SPEC labels).
+		// cacheSelector selects the platform's cache pods (by the labels of
+		// docs/architecture.md, "Children").
 		cacheSelector = "app.kubernetes.io/instance=" + name + ",app.kubernetes.io/name=cache"
 		// longWait bounds the waits on the operator: forming or resharding
 		// the Redis Cluster takes tens of seconds here.
