@@ -14,6 +14,9 @@ GOTESTSUM=$(hack/tool.sh gotestsum)
 # package's test timeout.
 VERSITYGW=$(hack/tool.sh versitygw)
 export VERSITYGW
+# promtool checks and unit-tests the platforms' alerts (~6 min cold, once).
+PROMTOOL=$(hack/promtool.sh)
+export PROMTOOL
 
 # pkgname format: one line a package, failures in full (Ginkgo suites report
 # their specs in the failure output), then "DONE N tests ... in Xs".
