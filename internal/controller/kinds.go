@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -67,9 +66,9 @@ func CacheOptions(namespaces ...string) cache.Options {
 		panic(err) // constant labels always parse
 	}
 	byObject[&corev1.Pod{}] = cache.ByObject{UnsafeDisableDeepCopy: noCopy, Label: dialed}
-	byObject[serviceMonitorCRDMetadata()] = cache.ByObject{
-		Field: fields.OneTermEqualSelector("metadata.name", ServiceMonitorCRD),
-	}
+	// CRDs: metadata only, every one (a field selector takes one name, the
+	// operator watches several; a CRD's metadata is small).
+	byObject[crdMetadata()] = cache.ByObject{}
 	opts := cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
 	if len(namespaces) > 0 {
 		opts.DefaultNamespaces = map[string]cache.Config{}

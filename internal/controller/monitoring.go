@@ -3,10 +3,12 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -21,59 +23,118 @@ import (
 // CRD is installed.
 const ServiceMonitorCRD = "servicemonitors.monitoring.coreos.com"
 
-// reconcileServiceMonitor creates the platform's ServiceMonitor when the
-// spec wants one and the API server serves the kind, deletes it when the
-// spec no longer wants it, and never fails the reconcile for its absence:
-// the Monitoring condition says what happened.
-func (r *ParserPlatformReconciler) reconcileServiceMonitor(ctx context.Context, p *platformv1.ParserPlatform) reconcileResult {
-	mode := p.Spec.Monitoring.ServiceMonitor
-	available, err := r.serviceMonitorServed(ctx)
-	if err != nil {
-		return reconcileResult{errs: []error{err}}
+// monitoringKind is one Prometheus Operator kind a platform gets while its
+// CRD is served and spec.monitoring.serviceMonitor is not disabled.
+type monitoringKind struct {
+	crd   string
+	build func(*platformv1.ParserPlatform) *unstructured.Unstructured
+	// does says what the object does, for the Monitoring condition.
+	does string
+}
+
+// monitoringKinds are the platform's scrape configurations and alerts.
+var monitoringKinds = []monitoringKind{
+	{ServiceMonitorCRD, resource.ServiceMonitor, "scrapes the metrics port of every Service"},
+	{resource.PodMonitorCRD, resource.PodMonitor, "scrapes the workers, the exporters and RabbitMQ"},
+	{resource.PrometheusRuleCRD, resource.PrometheusRule, "holds the platform's alerts"},
+}
+
+// watchedCRDs are the CRDs whose arrival or removal changes what every
+// platform gets: the monitoring kinds' and KEDA's.
+func watchedCRDs() []string {
+	out := []string{resource.ScaledObjectCRD, resource.TriggerAuthenticationCRD}
+	for _, k := range monitoringKinds {
+		out = append(out, k.crd)
 	}
-	switch {
-	case mode == platformv1.ServiceMonitorDisabled:
-		if available {
-			if err := r.deleteServiceMonitor(ctx, p); err != nil {
+	return out
+}
+
+// reconcileMonitoring creates the platform's ServiceMonitor, PodMonitor and
+// PrometheusRule, each while the API server serves its kind and the spec
+// wants them, deletes them when the spec no longer does, and never fails
+// the reconcile for a missing CRD: the Monitoring condition says what
+// happened.
+func (r *ParserPlatformReconciler) reconcileMonitoring(ctx context.Context, p *platformv1.ParserPlatform) reconcileResult {
+	mode := p.Spec.Monitoring.ServiceMonitor
+	var served, missing []monitoringKind
+	for _, k := range monitoringKinds {
+		ok, err := r.crdServed(ctx, k.crd)
+		if err != nil {
+			return reconcileResult{errs: []error{err}}
+		}
+		if ok {
+			served = append(served, k)
+		} else {
+			missing = append(missing, k)
+		}
+	}
+	if mode == platformv1.ServiceMonitorDisabled {
+		for _, k := range served {
+			if err := r.deleteMonitoringObject(ctx, p, k); err != nil {
 				return reconcileResult{errs: []error{err}}
 			}
 		}
-		return monitoring(metav1.ConditionFalse, "Disabled", "spec.monitoring.serviceMonitor is disabled")
-	case !available:
+		return monitoring(metav1.ConditionFalse, "Disabled", "spec.monitoring.serviceMonitor is disabled: no ServiceMonitor, PodMonitor or PrometheusRule")
+	}
+	if len(served) == 0 || served[0].crd != ServiceMonitorCRD {
 		res := monitoring(metav1.ConditionFalse, "CRDNotInstalled",
 			"the ServiceMonitor CRD ("+ServiceMonitorCRD+") is not installed; the platform gets one as soon as it is")
 		if mode == platformv1.ServiceMonitorEnabled {
 			// Asked for explicitly: a missing CRD is a problem, not a choice.
 			res.refusals = []string{"spec.monitoring.serviceMonitor is enabled but " + ServiceMonitorCRD + " is not installed"}
 		}
-		return res
+		if len(served) == 0 {
+			return res
+		}
+		// The rest is written anyway: alerts without the ServiceMonitor
+		// still watch the exporters.
+		out := r.applyMonitoring(ctx, p, served)
+		out.merge(res)
+		return out
 	}
-	res := r.applyChildren(ctx, p, []client.Object{resource.ServiceMonitor(p)})
+	res := r.applyMonitoring(ctx, p, served)
 	if len(res.errs)+len(res.refusals) == 0 {
-		res.monitoring = monitoringCondition(metav1.ConditionTrue, "ServiceMonitorCreated",
-			"ServiceMonitor "+resource.Name(p.Name)+" scrapes the metrics port of every Service")
+		var parts []string
+		for _, k := range served {
+			parts = append(parts, fmt.Sprintf("%s %s %s", k.build(p).GetKind(), resource.Name(p.Name), k.does))
+		}
+		msg := strings.Join(parts, "; ")
+		for _, k := range missing {
+			msg += "; not installed: " + k.crd
+		}
+		res.monitoring = monitoringCondition(metav1.ConditionTrue, "ServiceMonitorCreated", msg)
 	}
 	return res
 }
 
-// serviceMonitorServed tells whether the ServiceMonitor CRD is installed,
-// from the watched CRD's metadata in the cache. (API discovery through the
-// REST mapper would keep answering yes after the CRD is deleted.)
-func (r *ParserPlatformReconciler) serviceMonitorServed(ctx context.Context) (bool, error) {
-	err := r.Get(ctx, client.ObjectKey{Name: ServiceMonitorCRD}, serviceMonitorCRDMetadata())
+func (r *ParserPlatformReconciler) applyMonitoring(ctx context.Context, p *platformv1.ParserPlatform, kinds []monitoringKind) reconcileResult {
+	objs := make([]client.Object, 0, len(kinds))
+	for _, k := range kinds {
+		objs = append(objs, k.build(p))
+	}
+	return r.applyChildren(ctx, p, objs)
+}
+
+// crdServed tells whether a CRD is installed, from the watched CRDs'
+// metadata in the cache. (API discovery through the REST mapper would keep
+// answering yes after the CRD is deleted.)
+func (r *ParserPlatformReconciler) crdServed(ctx context.Context, name string) (bool, error) {
+	crd := crdMetadata()
+	err := r.Get(ctx, client.ObjectKey{Name: name}, crd)
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("looking for the ServiceMonitor CRD: %w", err)
+		return false, fmt.Errorf("looking for the CRD %s: %w", name, err)
 	}
-	return true, nil
+	// Being deleted: the API server is deleting its objects.
+	return crd.DeletionTimestamp.IsZero(), nil
 }
 
-func (r *ParserPlatformReconciler) deleteServiceMonitor(ctx context.Context, p *platformv1.ParserPlatform) error {
-	sm := resource.ServiceMonitor(p)
-	live := newEmpty(sm)
-	err := r.Get(ctx, client.ObjectKeyFromObject(sm), live)
+func (r *ParserPlatformReconciler) deleteMonitoringObject(ctx context.Context, p *platformv1.ParserPlatform, k monitoringKind) error {
+	obj := k.build(p)
+	live := newEmpty(obj)
+	err := r.Get(ctx, client.ObjectKeyFromObject(obj), live)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -94,19 +155,19 @@ func monitoringCondition(s metav1.ConditionStatus, reason, msg string) *metav1.C
 	return &metav1.Condition{Type: status.TypeMonitoring, Status: s, Reason: reason, Message: msg}
 }
 
-// serviceMonitorCRDMetadata is the watched CRD, as metadata only: the
-// operator needs to know that it exists, not its schema.
-func serviceMonitorCRDMetadata() *metav1.PartialObjectMetadata {
+// crdMetadata is a watched CRD, as metadata only: the operator needs to
+// know that it exists, not its schema.
+func crdMetadata() *metav1.PartialObjectMetadata {
 	crd := &metav1.PartialObjectMetadata{}
 	crd.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
 	return crd
 }
 
-// allPlatforms enqueues every platform: the CRD affects them all.
+// allPlatforms enqueues every platform: a watched CRD affects them all.
 func (r *ParserPlatformReconciler) allPlatforms(ctx context.Context, _ client.Object) []reconcile.Request {
 	list := &platformv1.ParserPlatformList{}
 	if err := r.List(ctx, list); err != nil {
-		logf.FromContext(ctx).Error(err, "listing platforms after a ServiceMonitor CRD change")
+		logf.FromContext(ctx).Error(err, "listing platforms after a change of a watched CRD")
 		return nil
 	}
 	requests := make([]reconcile.Request, 0, len(list.Items))

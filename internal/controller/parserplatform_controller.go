@@ -70,7 +70,8 @@ type ParserPlatformReconciler struct {
 // +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors;podmonitors;prometheusrules,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=keda.sh,resources=scaledobjects;triggerauthentications,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -141,6 +142,17 @@ func (r *ParserPlatformReconciler) reconcileChildren(ctx context.Context, p *pla
 	desired, withheld := withholdChildren(resource.Children(p, creds, resource.WithOperatorNamespace(r.OperatorNamespace)), missing)
 	// No app workload before a restore at creation has filled the shards (restore.go).
 	desired, withheld, restoring := r.withholdApps(p, desired, withheld)
+	keda, err := r.planKEDA(ctx, p)
+	if err != nil {
+		return reconcileResult{errs: []error{err}}
+	}
+	if keda.served {
+		desired, withheld = resource.WithoutReplacedHPAs(desired, keda.objects), resource.WithoutReplacedHPAs(withheld, keda.objects)
+	}
+	// A ScaledObject no longer wanted goes before its HPA comes back.
+	if err := r.dropUnwantedScaledObjects(ctx, p, keda); err != nil {
+		return reconcileResult{errs: []error{err}}
+	}
 	liveCache, err := r.liveStatefulSet(ctx, p.Namespace, resource.CacheName(p))
 	if err != nil {
 		return reconcileResult{errs: []error{err}}
@@ -150,7 +162,10 @@ func (r *ParserPlatformReconciler) reconcileChildren(ctx context.Context, p *pla
 	res.merge(restoring)
 	res.merge(r.refuseMissingCredentials(p, missing))
 	res.merge(r.pruneChildren(ctx, p, slices.Concat(desired, withheld)))
-	res.merge(r.reconcileServiceMonitor(ctx, p))
+	// After the prune: the HPA a ScaledObject replaces is gone first.
+	res.merge(r.applyKEDA(ctx, p, keda, desired))
+	res.queueScaling = keda.condition()
+	res.merge(r.reconcileMonitoring(ctx, p))
 	if !missingFor(missing, resource.ComponentCache) {
 		cache := r.reconcileCacheCluster(ctx, p, creds)
 		res.cache = &cache
@@ -203,8 +218,8 @@ func (r *ParserPlatformReconciler) liveStatefulSet(ctx context.Context, namespac
 type reconcileResult struct {
 	errs     []error  // transient failures: retried with backoff
 	refusals []string // operations refused on purpose: reported, not retried hot
-	// monitoring is the ServiceMonitor's condition.
-	monitoring *metav1.Condition
+	// monitoring is the ServiceMonitor's condition, queueScaling KEDA's.
+	monitoring, queueScaling *metav1.Condition
 	// cache is the Redis Cluster's state, when it was reconciled.
 	cache *cacheOutcome
 	// broker is the RabbitMQ queues' state, when reconciled.
@@ -219,6 +234,9 @@ func (r *reconcileResult) merge(o reconcileResult) {
 	r.missing = append(r.missing, o.missing...)
 	if o.monitoring != nil {
 		r.monitoring = o.monitoring
+	}
+	if o.queueScaling != nil {
+		r.queueScaling = o.queueScaling
 	}
 	if o.cache != nil {
 		r.cache = o.cache
@@ -269,9 +287,9 @@ func (r *ParserPlatformReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurr
 		})))
 	// A ServiceMonitor CRD installed later gives every platform its
 	// ServiceMonitor: watch that one CRD (metadata only).
-	b = b.Watches(serviceMonitorCRDMetadata(), handler.EnqueueRequestsFromMapFunc(r.allPlatforms),
+	b = b.Watches(crdMetadata(), handler.EnqueueRequestsFromMapFunc(r.allPlatforms),
 		builder.OnlyMetadata, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
-			return o.GetName() == ServiceMonitorCRD
+			return slices.Contains(watchedCRDs(), o.GetName())
 		})))
 	b = b.WithOptions(controllerOptions(maxConcurrentReconciles))
 	return b.Complete(r)

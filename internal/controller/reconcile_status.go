@@ -22,6 +22,11 @@ func (r *ParserPlatformReconciler) updateStatus(ctx context.Context, p *platform
 	}
 	observed.Problems = res.problems()
 	observed.Monitoring = res.monitoring
+	observed.QueueScaling = res.queueScaling
+	if p.Spec.Paused {
+		// Not looked at while paused: the last word stays.
+		observed.QueueScaling = meta.FindStatusCondition(p.Status.Conditions, status.TypeQueueScaling)
+	}
 	observed.MissingCredentials = res.missing
 	if res.broker != nil && res.broker.applies {
 		observed.BrokerQueues = &status.BrokerQueues{InLine: res.broker.inLine && len(res.broker.refusals) == 0,

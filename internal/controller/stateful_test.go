@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -209,8 +210,8 @@ var _ = Describe("Data volumes when a platform is deleted", func() {
 	)
 })
 
-var _ = Describe("ServiceMonitor", Ordered, func() {
-	It("exists only while the Prometheus Operator CRD does, and says why not", func() {
+var _ = Describe("ServiceMonitor, PodMonitor and PrometheusRule", Ordered, func() {
+	It("exist only while their Prometheus Operator CRDs do, and say why not", func() {
 		ctx := context.Background()
 		ns := newNamespace(ctx)
 		p := samplePlatform(ns, "vk")
@@ -219,20 +220,29 @@ var _ = Describe("ServiceMonitor", Ordered, func() {
 			return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "CRDNotInstalled"
 		}))
 
-		crd := serviceMonitorCRD()
-		Expect(k8sClient.Create(ctx, crd)).To(Succeed())
-		DeferCleanup(func() { Expect(k8sClient.Delete(context.Background(), crd)).To(Succeed()) })
-
-		sm := &unstructured.Unstructured{}
-		sm.SetGroupVersionKind(operatorresource.ServiceMonitorGVK)
-		Eventually(get(ctx, sm, ns, "vk"), timeout, interval).Should(Succeed(), "the CRD's arrival alone brings the ServiceMonitor")
-		Expect(metav1.IsControlledBy(sm, p)).To(BeTrue())
-		Eventually(condition(ctx, p, "Monitoring"), timeout, interval).Should(Satisfy(haveStatus(metav1.ConditionTrue)))
+		gvks := []schema.GroupVersionKind{operatorresource.ServiceMonitorGVK, operatorresource.PodMonitorGVK, operatorresource.PrometheusRuleGVK}
+		for _, gvk := range gvks {
+			crd := standInCRD(gvk)
+			Expect(k8sClient.Create(ctx, crd)).To(Succeed())
+			DeferCleanup(func() { Expect(k8sClient.Delete(context.Background(), crd)).To(Succeed()) })
+		}
+		objects := make([]*unstructured.Unstructured, len(gvks))
+		for i, gvk := range gvks {
+			objects[i] = &unstructured.Unstructured{}
+			objects[i].SetGroupVersionKind(gvk)
+			Eventually(get(ctx, objects[i], ns, "vk"), timeout, interval).Should(Succeed(), "the CRD's arrival alone brings the %s", gvk.Kind)
+			Expect(metav1.IsControlledBy(objects[i], p)).To(BeTrue())
+		}
+		Eventually(condition(ctx, p, "Monitoring"), timeout, interval).Should(Satisfy(func(c *metav1.Condition) bool {
+			return c != nil && c.Status == metav1.ConditionTrue && containsAll(c.Message, "ServiceMonitor vk", "PodMonitor vk", "PrometheusRule vk")
+		}))
 
 		updatePlatform(ctx, p, func(p *platformv1.ParserPlatform) {
 			p.Spec.Monitoring.ServiceMonitor = platformv1.ServiceMonitorDisabled
 		})
-		Eventually(func() bool { return apierrors.IsNotFound(get(ctx, sm.DeepCopy(), ns, "vk")()) }, timeout, interval).Should(BeTrue())
+		for _, obj := range objects {
+			Eventually(func() bool { return apierrors.IsNotFound(get(ctx, obj.DeepCopy(), ns, "vk")()) }, timeout, interval).Should(BeTrue(), obj.GetKind())
+		}
 	})
 })
 
@@ -286,16 +296,19 @@ func runSecondOperator(ctx context.Context, p *platformv1.ParserPlatform) []stri
 	return counter.since(0)
 }
 
-func serviceMonitorCRD() *apiextensionsv1.CustomResourceDefinition {
+// standInCRD serves a kind with no schema: the operator's objects of it
+// are stored as written.
+func standInCRD(gvk schema.GroupVersionKind) *apiextensionsv1.CustomResourceDefinition {
 	preserve := true
+	plural := strings.ToLower(gvk.Kind) + "s"
 	return &apiextensionsv1.CustomResourceDefinition{
-		ObjectMeta: metav1.ObjectMeta{Name: ServiceMonitorCRD},
+		ObjectMeta: metav1.ObjectMeta{Name: plural + "." + gvk.Group},
 		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
-			Group: "monitoring.coreos.com",
-			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "servicemonitors", Singular: "servicemonitor", Kind: "ServiceMonitor", ListKind: "ServiceMonitorList"},
+			Group: gvk.Group,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: plural, Singular: strings.ToLower(gvk.Kind), Kind: gvk.Kind, ListKind: gvk.Kind + "List"},
 			Scope: apiextensionsv1.NamespaceScoped,
 			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
-				Name: "v1", Served: true, Storage: true,
+				Name: gvk.Version, Served: true, Storage: true,
 				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
 					Type: "object", XPreserveUnknownFields: &preserve,
 				}},

@@ -26,6 +26,7 @@ const (
 	TypeCacheReady        = "CacheReady"
 	TypeQueuesReady       = "QueuesReady"
 	TypeMonitoring        = "Monitoring"
+	TypeQueueScaling      = "QueueScaling"
 )
 
 // Workload is what the status needs of one Deployment or StatefulSet.
@@ -81,6 +82,10 @@ type Observed struct {
 	// Monitoring is the ServiceMonitor's state, computed by the controller
 	// (it depends on API discovery): nil leaves the condition unset.
 	Monitoring *metav1.Condition
+	// QueueScaling says how the workers of queues with a backlog target
+	// are scaled (KEDA, or their HPA and why); nil: no queue has one, and
+	// the condition goes.
+	QueueScaling *metav1.Condition
 	// MissingCredentials are generated values gone while the data they open
 	// exists: each makes its component's area condition False.
 	MissingCredentials []MissingCredential
@@ -109,6 +114,11 @@ func Apply(st *platformv1.ParserPlatformStatus, o Observed) {
 	set(st, o.Generation, readyCondition(o, areas))
 	if o.Monitoring != nil {
 		set(st, o.Generation, *o.Monitoring)
+	}
+	if o.QueueScaling != nil {
+		set(st, o.Generation, *o.QueueScaling)
+	} else {
+		meta.RemoveStatusCondition(&st.Conditions, TypeQueueScaling)
 	}
 	st.Components = components(o)
 	st.LoadBalancerAddress = o.LoadBalancerAddress

@@ -84,8 +84,23 @@
   - create
   - patch
 - apiGroups:
+  - keda.sh
+  resources:
+  - scaledobjects
+  - triggerauthentications
+  verbs:
+  - create
+  - delete
+  - get
+  - list
+  - patch
+  - update
+  - watch
+- apiGroups:
   - monitoring.coreos.com
   resources:
+  - podmonitors
+  - prometheusrules
   - servicemonitors
   verbs:
   - create
