@@ -65,7 +65,9 @@ var _ = Describe("Queue-aware worker scaling", Ordered, func() {
 		ta := &unstructured.Unstructured{}
 		ta.SetGroupVersionKind(operatorresource.TriggerAuthenticationGVK)
 		Expect(get(ctx, ta, ns, operatorresource.TriggerAuthentication(p).GetName())()).To(Succeed())
-		Eventually(func() bool { return apierrors.IsNotFound(get(ctx, &autoscalingv2.HorizontalPodAutoscaler{}, ns, worker)()) }, timeout, interval).Should(BeTrue())
+		Eventually(func() bool {
+			return apierrors.IsNotFound(get(ctx, &autoscalingv2.HorizontalPodAutoscaler{}, ns, worker)())
+		}, timeout, interval).Should(BeTrue())
 		Expect(get(ctx, &autoscalingv2.HorizontalPodAutoscaler{}, ns, "vk-worker-analytics")()).To(Succeed(), "a queue without a backlog target keeps its HPA")
 		Eventually(condition(ctx, p, "QueueScaling"), timeout, interval).Should(Satisfy(haveStatus(metav1.ConditionTrue)))
 
