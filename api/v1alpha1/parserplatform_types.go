@@ -142,7 +142,7 @@ type ParserPlatformSpec struct {
 }
 
 // AutoscalingSpec are the platform-wide HorizontalPodAutoscaler settings. The
-// defaults are the seed's: 3 to 20 replicas, CPU 70 %, memory 80 %.
+// defaults: 3 to 20 replicas, CPU 70 %, memory 80 %.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",messageExpression="'minReplicas (%d) must be <= maxReplicas (%d)'.format([self.minReplicas, self.maxReplicas])",message="minReplicas must be <= maxReplicas",fieldPath=".minReplicas"
 type AutoscalingSpec struct {
@@ -251,7 +251,7 @@ type ServiceSpec struct {
 	// +required
 	Image string `json:"image"`
 
-	// port the service listens on (the seed's auth :8001, comments :8002, ...).
+	// port the service listens on (in config/samples: auth :8001, comments :8002, ...).
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	// +required
@@ -391,7 +391,8 @@ type StorageSpec struct {
 }
 
 // DatabaseSpec is the sharded PostgreSQL tier. Keys are routed to shard
-// md5(key) mod shards, as the seed's DatabaseSharding does.
+// md5(key) mod shards, as the services' DatabaseSharding does
+// (docs/architecture.md, "Database shards").
 //
 // +kubebuilder:validation:XValidation:rule="has(self.restore) == has(oldSelf.restore) && (!has(self.restore) || self.restore == oldSelf.restore)",message="database.restore is set at creation only and cannot be added, changed or removed later: the shards are filled from the backup once, before anything else of the platform starts",fieldPath=".restore"
 type DatabaseSpec struct {
