@@ -25,10 +25,11 @@ import (
 //     permissions stay out of its reach (both checked
 //     against a real RabbitMQ in rabbitmq_users_server_test.go).
 //   - No monitoring user: nothing scrapes the broker with credentials.
-//     rabbitmq_prometheus serves /metrics on 15692 without authentication,
-//     and no ServiceMonitor, PodMonitor or KEDA trigger of the platform reads
-//     the management API. A user tagged monitoring belongs here the day one
-//     does, with its own Secret.
+//     rabbitmq_prometheus serves /metrics on 15692 without authentication
+//     (the PodMonitor scrapes it there), and KEDA's trigger reads queue
+//     lengths over AMQP as BrokerUser; nothing but the operator reads the
+//     management API. A user tagged monitoring belongs here the day
+//     something does, with its own Secret.
 const (
 	BrokerOperatorUser = "parser-operator"
 	BrokerOperatorTag  = "policymaker"
