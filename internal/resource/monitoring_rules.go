@@ -18,18 +18,18 @@ const RunbookURL = "https://github.com/vkparser/parser-operator/blob/main/docs/r
 
 // Alert names, one runbook section each.
 const (
-	AlertNotReady              = "ParserPlatformNotReady"
-	AlertShardDown             = "ParserPlatformShardDown"
-	AlertCacheSlotsNotServed   = "ParserPlatformCacheSlotsNotServed"
-	AlertCacheSlotsOpen        = "ParserPlatformCacheSlotsOpen"
-	AlertQueueBacklogGrowing   = "ParserPlatformQueueBacklogGrowing"
-	AlertWorkersAtMaxReplicas  = "ParserPlatformWorkersAtMaxReplicas"
-	AlertBrokerDown            = "ParserPlatformBrokerDown"
-	AlertBrokerPartitioned     = "ParserPlatformBrokerPartitioned"
-	AlertReconcileErrors       = "ParserPlatformReconcileErrors"
-	AlertBackupTooOld          = "ParserPlatformBackupTooOld"
-	cacheHashSlots             = 16384
-	severityCritical, severity = "critical", "warning"
+	AlertNotReady                     = "ParserPlatformNotReady"
+	AlertShardDown                    = "ParserPlatformShardDown"
+	AlertCacheSlotsNotServed          = "ParserPlatformCacheSlotsNotServed"
+	AlertCacheSlotsOpen               = "ParserPlatformCacheSlotsOpen"
+	AlertQueueBacklogGrowing          = "ParserPlatformQueueBacklogGrowing"
+	AlertWorkersAtMaxReplicas         = "ParserPlatformWorkersAtMaxReplicas"
+	AlertBrokerDown                   = "ParserPlatformBrokerDown"
+	AlertBrokerPartitioned            = "ParserPlatformBrokerPartitioned"
+	AlertReconcileErrors              = "ParserPlatformReconcileErrors"
+	AlertBackupTooOld                 = "ParserPlatformBackupTooOld"
+	cacheHashSlots                    = 16384
+	severityCritical, severityWarning = "critical", "warning"
 )
 
 // AlertRule is one rule of the platform's PrometheusRule.
@@ -75,7 +75,7 @@ func AlertRules(p *platformv1.ParserPlatform) []AlertRule {
 	who := p.Namespace + "/" + p.Name
 	rules := []AlertRule{
 		{
-			Alert: AlertNotReady, For: a.NotReadyFor, Severity: severity,
+			Alert: AlertNotReady, For: a.NotReadyFor, Severity: severityWarning,
 			Expr:        fmt.Sprintf(`%s{%s, condition="Ready"} == 0`, MetricPlatformCondition, sel),
 			Summary:     "ParserPlatform " + who + " is not Ready",
 			Description: "ParserPlatform " + who + " has not been Ready for " + a.NotReadyFor + ": kubectl describe pp " + p.Name + " -n " + p.Namespace + " names the area (its False condition) and why.",
@@ -95,13 +95,13 @@ func AlertRules(p *platformv1.ParserPlatform) []AlertRule {
 			Description: "The Redis Cluster of ParserPlatform " + who + " has not served all 16384 hash slots (or a node reports cluster_state fail) for " + a.DownFor + ": keys of the unserved slots fail.",
 		},
 		{
-			Alert: AlertCacheSlotsOpen, For: a.NotReadyFor, Severity: severity,
+			Alert: AlertCacheSlotsOpen, For: a.NotReadyFor, Severity: severityWarning,
 			Expr:        fmt.Sprintf(`%s{%s, state="open"} > 0`, MetricCacheSlots, sel),
 			Summary:     "Cache slots of " + who + " are left open",
 			Description: "The Redis Cluster of ParserPlatform " + who + " has had slots migrating or importing for " + a.NotReadyFor + ": a slot migration is stuck or was interrupted.",
 		},
 		{
-			Alert: AlertReconcileErrors, For: a.ReconcileErrorsFor, Severity: severity,
+			Alert: AlertReconcileErrors, For: a.ReconcileErrorsFor, Severity: severityWarning,
 			Expr:        fmt.Sprintf(`sum by (namespace, platform) (rate(%s{%s}[5m])) > 0`, MetricReconcileErrors, sel),
 			Summary:     "The operator keeps failing to reconcile " + who,
 			Description: "parser-operator has returned errors reconciling ParserPlatform " + who + " for " + a.ReconcileErrorsFor + ": its logs and the platform's events say which child.",
@@ -146,7 +146,7 @@ func brokerRules(p *platformv1.ParserPlatform, a platformv1.EffectiveAlerts, sel
 	}
 	ready := func(extra string) string { return fmt.Sprintf(`%s{%s%s}`, MetricRabbitReady, sel, extra) }
 	rules = append(rules, AlertRule{
-		Alert: AlertQueueBacklogGrowing, For: a.BacklogFor, Severity: severity,
+		Alert: AlertQueueBacklogGrowing, For: a.BacklogFor, Severity: severityWarning,
 		Expr: fmt.Sprintf(`(sum by (namespace, platform, queue) (%[1]s) > %[2]d) and (sum by (namespace, platform, queue) (delta(%[1]s[%[3]s])) > 0)`,
 			ready(""), a.QueueBacklog, a.BacklogFor),
 		Summary:     "Queue {{ $labels.queue }} of " + who + " keeps growing",
@@ -159,7 +159,7 @@ func brokerRules(p *platformv1.ParserPlatform, a platformv1.EffectiveAlerts, sel
 			continue
 		}
 		rules = append(rules, AlertRule{
-			Alert: AlertWorkersAtMaxReplicas, For: a.BacklogFor, Severity: severity,
+			Alert: AlertWorkersAtMaxReplicas, For: a.BacklogFor, Severity: severityWarning,
 			Labels: map[string]string{"queue": q.Name},
 			Expr: fmt.Sprintf(`(%s{%s, component=%q, state="desired"} >= %d) and on (namespace, platform) (sum by (namespace, platform) (%s) > %d)`,
 				MetricComponentReplicas, sel, WorkerName(q.Name), scaling.MaxReplicas, ready(fmt.Sprintf(", queue=%q", q.Name)), a.QueueBacklog),
