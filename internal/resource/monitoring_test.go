@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 	"github.com/vkparser/parser-operator/internal/metrics"
@@ -378,4 +379,15 @@ func TestAlertThresholdsFromSpec(t *testing.T) {
 			t.Errorf("%s reads RabbitMQ metrics on a Redis broker", r.Alert)
 		}
 	}
+}
+
+// TestGoldenPrometheusRule pins the rendered alerts of the platform with
+// every rule (promtoolPlatform), so a change to an expression or a
+// threshold shows in review as a diff (make golden).
+func TestGoldenPrometheusRule(t *testing.T) {
+	out, err := yaml.Marshal(PrometheusRule(promtoolPlatform()).Object["spec"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertGolden(t, "prometheusrule.yaml.golden", string(out))
 }
