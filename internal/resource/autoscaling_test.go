@@ -25,7 +25,7 @@ func TestHPAFromSpecAndOverrides(t *testing.T) {
 		others    hpaWant
 		noAuthHPA bool
 	}{{
-		name:   "seed defaults: 3..20, CPU 70, memory 80",
+		name:   "defaults: 3..20, CPU 70, memory 80",
 		auth:   hpaWant{3, 20, 70, 80},
 		others: hpaWant{3, 20, 70, 80},
 	}, {

@@ -267,7 +267,7 @@ func QueueBindings(p *platformv1.ParserPlatform) []QueueBinding {
 // URL's "//").
 const RabbitVhost = "/"
 
-// RenderQueueDefinitions declares what the seed's Celery configuration
+// RenderQueueDefinitions declares what the services' Celery configuration
 // declares: the direct exchange "celery", one durable queue per spec queue,
 // bound with its routing key.
 func RenderQueueDefinitions(p *platformv1.ParserPlatform) string {

@@ -44,9 +44,10 @@ func TestChildrenAreTheStatelessTier(t *testing.T) {
 	}
 }
 
-// TestEveryChildCarriesLabelsAndOwner checks SPEC "Children": the five labels
-// and a controller reference to the platform, on every child and on every pod
-// template (pods are what Services, PDBs and NetworkPolicies select).
+// TestEveryChildCarriesLabelsAndOwner checks docs/architecture.md "Children":
+// the five labels and a controller reference to the platform, on every child
+// and on every pod template (pods are what Services, PDBs and NetworkPolicies
+// select).
 func TestEveryChildCarriesLabelsAndOwner(t *testing.T) {
 	p := samplePlatform()
 	children := Children(p, testCredentials)
@@ -274,8 +275,8 @@ func TestLoadBalancerServiceType(t *testing.T) {
 	}
 }
 
-// TestConfigHashRollsOnlyOnConfigChange: SPEC "A config change rolls the pods
-// that read it; nothing else restarts them".
+// TestConfigHashRollsOnlyOnConfigChange: a config change rolls the pods that
+// read it; nothing else restarts them (docs/architecture.md, "Children").
 func TestConfigHashRollsOnlyOnConfigChange(t *testing.T) {
 	hashes := func(p *platformv1.ParserPlatform) map[string]string {
 		out := map[string]string{}

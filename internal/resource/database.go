@@ -144,7 +144,8 @@ func shardWorkload(p *platformv1.ParserPlatform, i int, creds Credentials) *stat
 }
 
 // ShardMap is the routing document of the platform: md5(key) mod N over the
-// shards in index order, as the seed's DatabaseSharding does.
+// shards in index order, as the services' DatabaseSharding does
+// (docs/architecture.md, "Database shards").
 func ShardMap(p *platformv1.ParserPlatform) *sharding.Map {
 	shards := make([]sharding.Shard, 0, ShardCount(p))
 	for i := range ShardCount(p) {

@@ -14,10 +14,11 @@ import (
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 )
 
-// samplePlatform is the seed's platform (SPEC "Spec"): namespace parser, name
-// vk, auth :8001, comments :8002, parser :8003, analytics :8004 and the gateway
-// on :8080. The golden files are rendered from it; change it only together
-// with them (make golden).
+// samplePlatform is the sample platform
+// (config/samples/platform_v1alpha1_parserplatform.yaml): namespace parser,
+// name vk, auth :8001, comments :8002, parser :8003, analytics :8004 and the
+// gateway on :8080. The golden files are rendered from it; change it only
+// together with them (make golden).
 func samplePlatform() *platformv1.ParserPlatform {
 	service := func(name string, port int32) platformv1.ServiceSpec {
 		return platformv1.ServiceSpec{
@@ -44,8 +45,8 @@ func samplePlatform() *platformv1.ParserPlatform {
 				Image: "registry.example.com/vk-parser/gateway:1.4.0",
 				Port:  8080,
 			},
-			// The stateful tier of the SPEC sample: 4 shards, a 3x(1+1)
-			// Redis Cluster and the seed's three Celery queues on RabbitMQ.
+			// The stateful tier of the sample: 4 shards, a 3x(1+1) Redis
+			// Cluster and the services' three Celery queues on RabbitMQ.
 			Database: platformv1.DatabaseSpec{Shards: 4},
 			Cache:    platformv1.CacheSpec{Masters: 3, ReplicasPerMaster: ptr.To[int32](1)},
 			Queues: &platformv1.QueuesSpec{
@@ -89,9 +90,9 @@ func statelessTemplates(t *testing.T, objs []client.Object) map[string]*corev1.P
 	return out
 }
 
-// appComponents run the platform's own code (SPEC "Every app container gets
-// INSTANCE_ID"): services, the gateway and queue workers, not nginx or the
-// data stores.
+// appComponents run the platform's own code (README.md, "What the operator
+// creates": app containers get INSTANCE_ID): services, the gateway and queue
+// workers, not nginx or the data stores.
 var appComponents = map[string]bool{ComponentService: true, ComponentGateway: true, "worker": true}
 
 // find returns the child of type T named name, or fails.

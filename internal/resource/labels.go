@@ -9,7 +9,7 @@ import (
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 )
 
-// Label keys and values every child carries (SPEC "Children").
+// Label keys and values every child carries (docs/architecture.md, "Children").
 const (
 	LabelName      = "app.kubernetes.io/name"
 	LabelInstance  = "app.kubernetes.io/instance"
@@ -37,8 +37,9 @@ const (
 	ComponentLoadBalancer = "load-balancer"
 )
 
-// Labels are the SPEC labels of a child: name is the child's identity inside
-// the platform (a service name, "gateway", "lb", ...), component its role.
+// Labels are the five labels of a child (docs/architecture.md, "Children"):
+// name is the child's identity inside the platform (a service name,
+// "gateway", "lb", ...), component its role.
 func Labels(p *platformv1.ParserPlatform, name, component string) map[string]string {
 	l := SelectorLabels(p, name)
 	l[LabelComponent] = component

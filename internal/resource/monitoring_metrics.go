@@ -34,8 +34,9 @@ const (
 	MetricRabbitUnacked        = "rabbitmq_queue_messages_unacked"
 	MetricRabbitConsumers      = "rabbitmq_queue_consumers"
 	MetricErlangDistNodeState  = "erlang_vm_dist_node_state"
-	// The seed's application metrics, served by every service and the
-	// gateway on monitoring.metricsPort.
+	// The services' application metrics (docs/runbook.md, "What is
+	// scraped"), served by every service and the gateway on
+	// monitoring.metricsPort.
 	MetricHTTPRequests        = "http_requests_total"
 	MetricHTTPDurationBuckets = "http_request_duration_seconds_bucket"
 )

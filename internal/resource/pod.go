@@ -78,7 +78,8 @@ func restrictedContainerSecurityContext() *corev1.SecurityContext {
 }
 
 // instanceEnv is what every app container gets: INSTANCE_ID is the pod name,
-// from the downward API, as the seed's compose file numbers its backends.
+// from the downward API, so that each replica has its own instance id, as
+// each backend of the services had in their Docker Compose setup.
 func instanceEnv() []corev1.EnvVar {
 	return []corev1.EnvVar{
 		fieldEnv("INSTANCE_ID", "metadata.name"),

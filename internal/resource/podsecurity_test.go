@@ -16,8 +16,9 @@ import (
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 )
 
-// restricted is the level every workload must meet (SPEC "Workloads run under
-// the Pod Security Standard restricted"), at the newest policy version.
+// restricted is the level every workload must meet (every pod runs under Pod
+// Security restricted: docs/architecture.md, "Availability"), at the newest
+// policy version.
 var restricted = api.LevelVersion{Level: api.LevelRestricted, Version: api.LatestVersion()}
 
 // violations runs a pod template through the upstream Pod Security evaluator,

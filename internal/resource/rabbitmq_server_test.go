@@ -35,7 +35,7 @@ import (
 // The RabbitMQ tests boot Debian's rabbitmq-server (3.10 on Erlang 25) on
 // the broker's files laid out as the kubelet lays them out in the pod, with
 // the pod's init container run first, and ask it what it imported: the
-// definitions must declare what Celery declares for the seed's queues, and
+// definitions must declare what Celery declares for the sample's queues, and
 // create the one user, whose password hash only the right password matches.
 // The node and its CLI run as the rabbitmq user with the pod's HOME, so the
 // Erlang cookie they use is the file the init container wrote, as in the
@@ -44,7 +44,7 @@ import (
 // rabbitBootTimeout bounds the boot; RabbitMQ starts in about 5 s here.
 const rabbitBootTimeout = 60 * time.Second
 
-// TestGoldenQueueDefinitions pins queues.json for the seed's queues.
+// TestGoldenQueueDefinitions pins queues.json for the sample's queues.
 func TestGoldenQueueDefinitions(t *testing.T) {
 	assertGolden(t, "queues.json.golden", RenderQueueDefinitions(withSeedQueues(samplePlatform())))
 }
@@ -305,7 +305,7 @@ func TestRabbitMQDefinitionsOnRealServer(t *testing.T) {
 		}
 	}
 
-	// Exactly the seed's queues, durable, as Celery declares them.
+	// Exactly the sample's queues, durable, as Celery declares them.
 	queues := srv.list(t, "list_queues", "name", "durable")
 	var gotQueues []string
 	for _, q := range queues {
@@ -908,7 +908,7 @@ func TestRabbitMQQueueChangesOnRealServer(t *testing.T) {
 	defer func() { _ = amqpConn.Close() }()
 	broker := &amqpBroker{t: t, conn: amqpConn}
 
-	// The boot import declared the seed's queues: the first sync adopts
+	// The boot import declared the sample's queues: the first sync adopts
 	// them (records them) and calls nothing else.
 	res := syncQueues(t, mgmt, p)
 	if len(res.Done) != 0 || len(res.Kept) != 0 {

@@ -642,7 +642,7 @@ func lineDiff(a, b string) string {
 	return strings.Join(out, "\n")
 }
 
-// withSeedQueues adds the seed's Celery tier (section 4): queues parser,
+// withSeedQueues adds the sample's Celery tier (config/samples): queues parser,
 // analytics and notifications, each with its routing key and task route.
 func withSeedQueues(p *platformv1.ParserPlatform) *platformv1.ParserPlatform {
 	p.Spec.Queues = &platformv1.QueuesSpec{

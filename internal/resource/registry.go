@@ -13,9 +13,10 @@ import (
 // RegistryName is the service registry ConfigMap's name.
 func RegistryName(p *platformv1.ParserPlatform) string { return Name(p.Name, "registry") }
 
-// RegistryConfigMap is the seed's ServiceRegistry as data: services.json maps
-// each service name to its in-cluster URL, and the gateway finds services in
-// it. Every service and the gateway mount it.
+// RegistryConfigMap is the services' ServiceRegistry (docs/architecture.md,
+// "Services") as data: services.json maps each service name to its in-cluster
+// URL, and the gateway finds services in it. Every service and the gateway
+// mount it.
 func RegistryConfigMap(p *platformv1.ParserPlatform) *corev1.ConfigMap {
 	return &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},

@@ -60,10 +60,10 @@ var statefulComponents = map[string]bool{
 	ComponentDatabase: true, ComponentCache: true, ComponentBroker: true, ComponentWorker: true,
 }
 
-// TestStatefulChildrenHaveContractNames checks SPEC "Children" for the
-// stateful tier of platform vk: every child under its contract name, with
-// the five labels, its component and the controller reference, and no
-// stateful child that the contract does not name.
+// TestStatefulChildrenHaveContractNames checks docs/architecture.md
+// "Children" for the stateful tier of platform vk: every child under its
+// documented name, with the five labels, its component and the controller
+// reference, and no stateful child that the document does not name.
 func TestStatefulChildrenHaveContractNames(t *testing.T) {
 	p := samplePlatform()
 	children := childrenByKey(Children(p, credentialsFor(p)))
@@ -195,7 +195,8 @@ func assertStatefulSet(t *testing.T, p *platformv1.ParserPlatform, sts *appsv1.S
 }
 
 // TestStatefulStorageFromSpec: each tier's volume size and storage class
-// come from its spec, with the SPEC defaults.
+// come from its spec, with the API defaults (README.md, "The ParserPlatform
+// resource").
 func TestStatefulStorageFromSpec(t *testing.T) {
 	type storage struct {
 		size  string
@@ -543,7 +544,8 @@ func leaks(t *testing.T, children []client.Object, creds Credentials) []string {
 
 // TestAppContainersGetThePlatform: services, the gateway and the workers get
 // the shard map, every shard's credentials, the cache and the broker, with
-// secrets by reference only (SPEC "Every app container gets ...").
+// secrets by reference only (README.md, "What the operator creates": "App
+// containers (services, gateway, workers) get ...").
 func TestAppContainersGetThePlatform(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
