@@ -29,7 +29,7 @@ import (
 	operatorresource "github.com/vkparser/parser-operator/internal/resource"
 )
 
-// fullPlatform is the seed's platform with every area: 2 shards, the cache,
+// fullPlatform is the sample platform with every area: 2 shards, the cache,
 // a RabbitMQ broker and two queues.
 func fullPlatform(namespace, name string) *platformv1.ParserPlatform {
 	p := samplePlatform(namespace, name)
@@ -56,7 +56,7 @@ var _ = Describe("ParserPlatform stateful tier", func() {
 		ns, p = newSettledPlatform(ctx, fullPlatform)
 	})
 
-	It("creates every stateful child with the contract names", func() {
+	It("creates every stateful child with the documented names", func() {
 		children := map[string][]client.Object{
 			"vk-db-0":             {&appsv1.StatefulSet{}, &corev1.Service{}},
 			"vk-db-1":             {&appsv1.StatefulSet{}, &corev1.Service{}},
