@@ -2,6 +2,7 @@ package resource
 
 import (
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 	"github.com/vkparser/parser-operator/internal/testutil"
@@ -29,6 +32,7 @@ func TestAPIServerAcceptsMonitoringAndKEDAObjects(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kube-apiserver")
 	}
+	ctrllog.SetLogger(zap.New(zap.WriteTo(io.Discard)))
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{testutil.MonitoringCRDDir(t)},
 		ErrorIfCRDPathMissing: true,
