@@ -115,7 +115,7 @@ func TestChildrenOrderFollowsDependencies(t *testing.T) {
 		switch kindOf(o) {
 		case "ServiceAccount", "Secret", "ConfigMap":
 			return 0
-		case "Service":
+		case "Service", "NetworkPolicy":
 			return 1
 		case "StatefulSet", "Deployment":
 			return 2
@@ -131,7 +131,16 @@ func TestChildrenOrderFollowsDependencies(t *testing.T) {
 		}
 		seenOther = seenOther || rank(o) > 0
 	}
-	// Per workload (children sharing a name): Service < Deployment < HPA, PDB.
+	// The NetworkPolicies come before any pod they isolate can run.
+	seenWorkload := false
+	for _, o := range children {
+		if kindOf(o) == "NetworkPolicy" && seenWorkload {
+			t.Errorf("NetworkPolicy %s comes after a workload", o.GetName())
+		}
+		seenWorkload = seenWorkload || rank(o) == 2
+	}
+	// Per workload (children sharing a name): Service, NetworkPolicy <
+	// Deployment < HPA, PDB.
 	byName := map[string][]client.Object{}
 	for _, o := range children {
 		byName[o.GetName()] = append(byName[o.GetName()], o)

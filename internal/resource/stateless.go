@@ -63,15 +63,16 @@ func appChildren(workloads []*appWorkload) []client.Object {
 
 // kindOrder is the order children are created in, dependencies first (as
 // rabbitmq's ResourceBuilders): identity, secrets and configuration before the
-// Services that reach workloads, the workloads, then what acts on them.
+// Services that reach workloads; the NetworkPolicies before the pods they
+// isolate, so no pod ever runs open; the workloads, then what acts on them.
 var kindOrder = []string{
-	"ServiceAccount", "Secret", "ConfigMap", "Service", "StatefulSet", "Deployment",
-	"HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
+	"ServiceAccount", "Secret", "ConfigMap", "Service", "NetworkPolicy", "StatefulSet", "Deployment",
+	"HorizontalPodAutoscaler", "PodDisruptionBudget",
 }
 
 // Children is every child of the platform in creation order (kindOrder).
-// The ServiceMonitor is not among them: it exists only when its CRD does, which
-// the controller finds out (ServiceMonitor builds it). opts say what the
+// The Prometheus Operator's and KEDA's objects are not among them: they
+// exist only while their CRDs do, which the controller finds out. opts say what the
 // builders cannot read from the platform (the operator's namespace).
 func Children(p *platformv1.ParserPlatform, creds Credentials, opts ...Option) []client.Object {
 	cfg := newAppConfig(p, creds)
@@ -86,6 +87,9 @@ func Children(p *platformv1.ParserPlatform, creds Credentials, opts ...Option) [
 	)
 	for _, np := range NetworkPolicies(p, opts...) {
 		all = append(all, np)
+	}
+	if p.Spec.Monitoring.DashboardOn() {
+		all = append(all, DashboardConfigMap(p))
 	}
 	slices.SortStableFunc(all, func(a, b client.Object) int {
 		return slices.Index(kindOrder, kindName(a)) - slices.Index(kindOrder, kindName(b))
