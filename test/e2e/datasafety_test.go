@@ -7,10 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -342,6 +346,17 @@ func dataSafetySpecs(operator func() *operatorProcess) {
 				Eventually(rabbitRunningNodes).WithContext(ctx).WithArguments(mqNS, pods[0]).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(HaveLen(3))
 				waitReady(ctx, mqNS, mq, "")
 				report("c: broker rolled (3 pods replaced)", "in %s", time.Since(start).Round(100*time.Millisecond))
+
+				By(fmt.Sprintf("scraping rabbitmq_prometheus on port %d of a broker pod: a queue-depth series per declared queue", resource.RabbitPrometheusPort))
+				Eventually(func(g Gomega) {
+					depth, err := rabbitQueueDepths(ctx, podIP(ctx, mqNS, pods[1]))
+					g.Expect(err).NotTo(HaveOccurred())
+					for _, q := range mqOptions.queues {
+						g.Expect(depth).To(HaveKey(q), "a %s series for queue %s", resource.MetricRabbitReady, q)
+					}
+					g.Expect(depth["parser"]).To(BeEquivalentTo(messages), "the published messages show in the series")
+					report("c: rabbitmq_queue_messages_ready on :15692", "%v", depth)
+				}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(2 * time.Second).Should(Succeed())
 
 				By("consuming the queue parser and counting")
 				got, err := amqpDrain(ctx, brokerURL, podIP(ctx, mqNS, pods[1]), "parser")
@@ -794,6 +809,38 @@ func routedCorrectly(ctx context.Context, ns string, creds map[int]shardCredenti
 		}
 	}
 	return nil
+}
+
+// rabbitQueueDepths reads rabbitmq_queue_messages_ready per queue from a
+// broker pod's rabbitmq_prometheus endpoint (per-object metrics).
+func rabbitQueueDepths(ctx context.Context, ip string) (map[string]float64, error) {
+	url := fmt.Sprintf("http://%s/metrics", net.JoinHostPort(ip, strconv.Itoa(int(resource.RabbitPrometheusPort))))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	series := regexp.MustCompile(`(?m)^` + resource.MetricRabbitReady + `\{[^}]*queue="([^"]+)"[^}]*\} ([0-9.e+]+)$`)
+	out := map[string]float64{}
+	for _, m := range series.FindAllStringSubmatch(string(body), -1) {
+		v, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			return nil, err
+		}
+		out[m[1]] += v
+	}
+	return out, nil
 }
 
 func lost(written, verified map[int]int) int {
