@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -52,6 +54,18 @@ func (r *ParserPlatformReconciler) planKEDA(ctx context.Context, p *platformv1.P
 	plan.served = true
 	plan.objects = resource.KEDAObjects(p)
 	return plan, nil
+}
+
+// scaledWorkers are the Deployments the plan's ScaledObjects scale (a
+// ScaledObject is named like its worker).
+func (k kedaPlan) scaledWorkers() []string {
+	var out []string
+	for _, o := range k.objects {
+		if o.GroupVersionKind() == resource.ScaledObjectGVK {
+			out = append(out, o.GetName())
+		}
+	}
+	return out
 }
 
 // condition is QueueScaling's state; nil when no queue has a backlog target.
@@ -108,14 +122,68 @@ func (r *ParserPlatformReconciler) applyKEDA(ctx context.Context, p *platformv1.
 			deployments[o.GetName()] = true
 		}
 	}
-	var objs []client.Object
+	// The TriggerAuthentication first: the ScaledObjects name it.
+	var auth, scaled []client.Object
 	for _, o := range plan.objects {
-		if o.GroupVersionKind() != resource.ScaledObjectGVK || deployments[o.GetName()] {
-			objs = append(objs, o)
+		switch {
+		case o.GroupVersionKind() != resource.ScaledObjectGVK:
+			auth = append(auth, o)
+		case deployments[o.GetName()]:
+			scaled = append(scaled, o)
 		}
 	}
-	if len(objs) == 0 {
-		return reconcileResult{}
+	res := r.applyChildren(ctx, p, auth)
+	if len(res.errs)+len(res.refusals) == 0 && len(scaled) > 0 {
+		res.merge(r.applyChildren(ctx, p, scaled))
 	}
-	return r.applyChildren(ctx, p, objs)
+	return res
+}
+
+// contestedHPARetry is how soon a worker whose HPA waits for KEDA's to go
+// is looked at again (KEDA's HPA goes with its ScaledObject, through the
+// garbage collector; no event of it reaches this controller).
+const contestedHPARetry = 2 * time.Second
+
+// withoutContestedHPAs holds back each desired HPA whose Deployment another
+// HPA still scales (KEDA's keda-hpa-*, left while its ScaledObject is being
+// deleted): two autoscalers would fight over its replicas. It returns the
+// workers held back.
+func (r *ParserPlatformReconciler) withoutContestedHPAs(ctx context.Context, p *platformv1.ParserPlatform, desired []client.Object) ([]client.Object, []string, error) {
+	// KEDA copies the ScaledObject's labels onto its HPA, so the cache,
+	// which holds what carries the operator's labels, has it.
+	live := &autoscalingv2.HorizontalPodAutoscalerList{}
+	if err := r.List(ctx, live, client.InNamespace(p.Namespace), client.MatchingLabels(resource.InstanceSelector(p))); err != nil {
+		return nil, nil, fmt.Errorf("listing HPAs: %w", err)
+	}
+	foreign := map[string]bool{} // Deployments another HPA scales
+	for i := range live.Items {
+		if h := &live.Items[i]; !isControlledBy(h, p) {
+			foreign[h.Spec.ScaleTargetRef.Name] = true
+		}
+	}
+	if len(foreign) == 0 {
+		return desired, nil, nil
+	}
+	out := make([]client.Object, 0, len(desired))
+	var held []string
+	for _, o := range desired {
+		if h, ok := o.(*autoscalingv2.HorizontalPodAutoscaler); ok && foreign[h.Spec.ScaleTargetRef.Name] {
+			held = append(held, h.Spec.ScaleTargetRef.Name)
+			continue
+		}
+		out = append(out, o)
+	}
+	return out, held, nil
+}
+
+// heldHPAObjects names the HPAs of held-back workers for the prune, which
+// keeps what it is given.
+func heldHPAObjects(workers []string) []client.Object {
+	out := make([]client.Object, 0, len(workers))
+	for _, w := range workers {
+		h := &autoscalingv2.HorizontalPodAutoscaler{}
+		h.SetName(w) // an HPA is named like its Deployment
+		out = append(out, h)
+	}
+	return out
 }

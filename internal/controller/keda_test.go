@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -54,7 +55,7 @@ var _ = Describe("Queue-aware worker scaling", Ordered, func() {
 		By("installing KEDA's CRDs")
 		var crds []client.Object
 		for _, gvk := range []schema.GroupVersionKind{operatorresource.ScaledObjectGVK, operatorresource.TriggerAuthenticationGVK} {
-			crd := standInCRD(gvk)
+			crd := upstreamCRD(gvk)
 			Expect(k8sClient.Create(ctx, crd)).To(Succeed())
 			crds = append(crds, crd)
 		}
@@ -64,12 +65,26 @@ var _ = Describe("Queue-aware worker scaling", Ordered, func() {
 		Expect(metav1.IsControlledBy(so, p)).To(BeTrue())
 		ta := &unstructured.Unstructured{}
 		ta.SetGroupVersionKind(operatorresource.TriggerAuthenticationGVK)
-		Expect(get(ctx, ta, ns, operatorresource.TriggerAuthentication(p).GetName())()).To(Succeed())
+		Expect(get(ctx, ta, ns, operatorresource.TriggerAuthentication(p).GetName())()).To(Succeed(), "written before the ScaledObject")
 		Eventually(func() bool {
 			return apierrors.IsNotFound(get(ctx, &autoscalingv2.HorizontalPodAutoscaler{}, ns, worker)())
 		}, timeout, interval).Should(BeTrue())
 		Expect(get(ctx, &autoscalingv2.HorizontalPodAutoscaler{}, ns, "vk-worker-analytics")()).To(Succeed(), "a queue without a backlog target keeps its HPA")
 		Eventually(condition(ctx, p, "QueueScaling"), timeout, interval).Should(Satisfy(haveStatus(metav1.ConditionTrue)))
+
+		By("KEDA's HPA sets the worker's replicas: the operator leaves them")
+		d := &appsv1.Deployment{}
+		Expect(get(ctx, d, ns, worker)()).To(Succeed())
+		d.Spec.Replicas = ptr.To[int32](7)
+		Expect(k8sClient.Update(ctx, d)).To(Succeed())
+		updatePlatform(ctx, p, func(p *platformv1.ParserPlatform) {
+			p.Spec.Queues.Workers.Image = "registry.example.com/vk-parser/worker:1.4.1"
+		})
+		Eventually(func() string {
+			_ = get(ctx, d, ns, worker)()
+			return d.Spec.Template.Spec.Containers[0].Image
+		}, timeout, interval).Should(HaveSuffix(":1.4.1"), "the worker was reconciled")
+		Expect(ptr.Deref(d.Spec.Replicas, 0)).To(BeEquivalentTo(7))
 
 		By("removing KEDA's CRDs: the ScaledObjects go with them, the HPA comes back")
 		for _, crd := range crds {

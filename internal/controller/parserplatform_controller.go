@@ -80,6 +80,7 @@ func (r *ParserPlatformReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	p := &platformv1.ParserPlatform{}
 	if err := r.Get(ctx, req.NamespacedName, p); apierrors.IsNotFound(err) {
 		metrics.Forget(req.Namespace, req.Name)
+		metrics.ForgetAlertSeries(req.Namespace, req.Name)
 		r.checks.forgetPlatform(req.NamespacedName)
 		return ctrl.Result{}, nil
 	} else if err != nil {
@@ -108,6 +109,7 @@ func (r *ParserPlatformReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		return ctrl.Result{}, fmt.Errorf("updating status: %w", err)
 	}
 	if err := errors.Join(res.errs...); err != nil {
+		metrics.RecordReconcileError(p.Namespace, p.Name)
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: res.requeueAfter()}, nil
@@ -124,6 +126,9 @@ func (r *reconcileResult) requeueAfter() time.Duration {
 	}
 	if len(r.refusals) > 0 {
 		after = append(after, refusalRetryInterval)
+	}
+	if r.requeue > 0 {
+		after = append(after, r.requeue)
 	}
 	if len(after) == 0 {
 		return 0
@@ -149,8 +154,13 @@ func (r *ParserPlatformReconciler) reconcileChildren(ctx context.Context, p *pla
 	if keda.served {
 		desired, withheld = resource.WithoutReplacedHPAs(desired, keda.objects), resource.WithoutReplacedHPAs(withheld, keda.objects)
 	}
-	// A ScaledObject no longer wanted goes before its HPA comes back.
+	// A ScaledObject no longer wanted goes before its HPA comes back, and
+	// the HPA waits until KEDA's own is gone.
 	if err := r.dropUnwantedScaledObjects(ctx, p, keda); err != nil {
+		return reconcileResult{errs: []error{err}}
+	}
+	desired, heldHPAs, err := r.withoutContestedHPAs(ctx, p, desired)
+	if err != nil {
 		return reconcileResult{errs: []error{err}}
 	}
 	liveCache, err := r.liveStatefulSet(ctx, p.Namespace, resource.CacheName(p))
@@ -158,10 +168,16 @@ func (r *ParserPlatformReconciler) reconcileChildren(ctx context.Context, p *pla
 		return reconcileResult{errs: []error{err}}
 	}
 	keepCacheUntilDrained(desired, liveCache)
-	res := r.applyChildren(ctx, p, desired)
+	// Replicas of a worker KEDA scales, or whose HPA waits for KEDA's to go,
+	// are the autoscaler's.
+	res := r.applyChildrenScaled(ctx, p, desired, append(keda.scaledWorkers(), heldHPAs...))
 	res.merge(restoring)
 	res.merge(r.refuseMissingCredentials(p, missing))
-	res.merge(r.pruneChildren(ctx, p, slices.Concat(desired, withheld)))
+	// A held-back HPA is not pruned: it may be the one still in place.
+	res.merge(r.pruneChildren(ctx, p, slices.Concat(desired, withheld, heldHPAObjects(heldHPAs))))
+	if len(heldHPAs) > 0 {
+		res.requeue = contestedHPARetry
+	}
 	// After the prune: the HPA a ScaledObject replaces is gone first.
 	res.merge(r.applyKEDA(ctx, p, keda, desired))
 	res.queueScaling = keda.condition()
@@ -226,6 +242,8 @@ type reconcileResult struct {
 	broker *brokerOutcome
 	// missing are credentials that cannot be made again over existing data.
 	missing []status.MissingCredential
+	// requeue asks for another look soon, for nothing wrong (0: none).
+	requeue time.Duration
 }
 
 func (r *reconcileResult) merge(o reconcileResult) {
@@ -237,6 +255,9 @@ func (r *reconcileResult) merge(o reconcileResult) {
 	}
 	if o.queueScaling != nil {
 		r.queueScaling = o.queueScaling
+	}
+	if o.requeue > 0 && (r.requeue == 0 || o.requeue < r.requeue) {
+		r.requeue = o.requeue
 	}
 	if o.cache != nil {
 		r.cache = o.cache

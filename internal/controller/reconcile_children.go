@@ -19,7 +19,18 @@ import (
 // applyChildren ensures every desired child, in order, and records an event
 // for each one created or updated.
 func (r *ParserPlatformReconciler) applyChildren(ctx context.Context, p *platformv1.ParserPlatform, desired []client.Object) reconcileResult {
-	w := &childWriter{client: r.Client, reader: r.APIReader, owner: p, hpaTargets: hpaTargets(desired),
+	return r.applyChildrenScaled(ctx, p, desired, nil)
+}
+
+// applyChildrenScaled is applyChildren where the workloads in scaled also
+// have their replicas owned by an autoscaler that is not among desired
+// (a KEDA ScaledObject's HPA).
+func (r *ParserPlatformReconciler) applyChildrenScaled(ctx context.Context, p *platformv1.ParserPlatform, desired []client.Object, scaled []string) reconcileResult {
+	targets := hpaTargets(desired)
+	for _, name := range scaled {
+		targets[name] = true
+	}
+	w := &childWriter{client: r.Client, reader: r.APIReader, owner: p, hpaTargets: targets,
 		note: func(reason, msg string) { r.event(p, "Normal", reason, "Update", msg) }}
 	outcomes := make([]childOutcome, len(desired))
 	// Two phases: what pods read (ServiceAccount, Secrets, ConfigMaps) first,

@@ -42,7 +42,9 @@ func (r *ParserPlatformReconciler) updateStatus(ctx context.Context, p *platform
 	if !p.Spec.Paused {
 		next.ObservedGeneration = p.Generation
 	}
-	metrics.Observe(&platformv1.ParserPlatform{ObjectMeta: p.ObjectMeta, Status: *next})
+	observedPlatform := &platformv1.ParserPlatform{ObjectMeta: p.ObjectMeta, Status: *next}
+	metrics.Observe(observedPlatform)
+	metrics.ObserveCache(observedPlatform)
 	if equality.Semantic.DeepEqual(&p.Status, next) {
 		return nil
 	}

@@ -2,6 +2,8 @@ package controller
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,9 +26,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 	operatorresource "github.com/vkparser/parser-operator/internal/resource"
+	"github.com/vkparser/parser-operator/internal/testutil"
 )
 
 // fullPlatform is the sample platform with every area: 2 shards, the cache,
@@ -222,7 +226,7 @@ var _ = Describe("ServiceMonitor, PodMonitor and PrometheusRule", Ordered, func(
 
 		gvks := []schema.GroupVersionKind{operatorresource.ServiceMonitorGVK, operatorresource.PodMonitorGVK, operatorresource.PrometheusRuleGVK}
 		for _, gvk := range gvks {
-			crd := standInCRD(gvk)
+			crd := upstreamCRD(gvk)
 			Expect(k8sClient.Create(ctx, crd)).To(Succeed())
 			DeferCleanup(func() { Expect(k8sClient.Delete(context.Background(), crd)).To(Succeed()) })
 		}
@@ -296,25 +300,19 @@ func runSecondOperator(ctx context.Context, p *platformv1.ParserPlatform) []stri
 	return counter.since(0)
 }
 
-// standInCRD serves a kind with no schema: the operator's objects of it
-// are stored as written.
-func standInCRD(gvk schema.GroupVersionKind) *apiextensionsv1.CustomResourceDefinition {
-	preserve := true
+// upstreamCRD is the kind's CRD as its project releases it (the Prometheus
+// Operator's, KEDA's: hack/monitoring-crds.sh takes them from their Go
+// modules), so the API server validates what the operator writes.
+func upstreamCRD(gvk schema.GroupVersionKind) *apiextensionsv1.CustomResourceDefinition {
+	GinkgoHelper()
 	plural := strings.ToLower(gvk.Kind) + "s"
-	return &apiextensionsv1.CustomResourceDefinition{
-		ObjectMeta: metav1.ObjectMeta{Name: plural + "." + gvk.Group},
-		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
-			Group: gvk.Group,
-			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: plural, Singular: strings.ToLower(gvk.Kind), Kind: gvk.Kind, ListKind: gvk.Kind + "List"},
-			Scope: apiextensionsv1.NamespaceScoped,
-			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
-				Name: gvk.Version, Served: true, Storage: true,
-				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
-					Type: "object", XPreserveUnknownFields: &preserve,
-				}},
-			}},
-		},
-	}
+	path := filepath.Join(testutil.MonitoringCRDDir(GinkgoTB()), gvk.Group+"_"+plural+".yaml")
+	data, err := os.ReadFile(path)
+	Expect(err).NotTo(HaveOccurred())
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	Expect(yaml.Unmarshal(data, crd)).To(Succeed(), path)
+	Expect(crd.Name).To(Equal(plural+"."+gvk.Group), path)
+	return crd
 }
 
 func ptrQuantity(s string) *resource.Quantity { q := resource.MustParse(s); return &q }
