@@ -29,7 +29,9 @@ import (
 // sets up the pod's volumes (fsGroup applied), runs its init containers in
 // order, then the main container, probes it and sets the pod Ready from
 // the probe, restarts it with back-off when it exits (CrashLoopBackOff in
-// the container status) and stops it when the pod goes. What differs per
+// the container status) and stops it when the pod goes. Other containers of
+// the pod (exporter sidecars) run nothing here and show running and ready,
+// as kwok shows every container of the pods it plays. What differs per
 // server is a serverKind: which container it backs and how it starts.
 type runtime struct {
 	c        *Cluster
@@ -629,6 +631,13 @@ func (rt *runtime) updateStatus(ctx context.Context, r *podRun, change func(*cor
 				if st.Ready && st.State.Running == nil {
 					st.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}
 					st.Started = ptr(true)
+				}
+			} else {
+				// A sidecar the harness runs nothing for (an exporter): as
+				// kwok shows every container, running and ready.
+				st.Ready, st.Started = true, ptr(true)
+				if st.State.Running == nil {
+					st.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}
 				}
 			}
 			ready = ready && st.Ready
