@@ -2,7 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -383,7 +383,7 @@ type LoadBalancerSpec struct {
 type StorageSpec struct {
 	// size of each volume.
 	// +optional
-	Size *resource.Quantity `json:"size,omitempty"`
+	Size *apiresource.Quantity `json:"size,omitempty"`
 
 	// storageClassName of each volume; left out, the cluster's default class.
 	// +optional
@@ -721,5 +721,5 @@ type CacheClusterStatus struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&ParserPlatform{}, &ParserPlatformList{})
+	register(&ParserPlatform{}, &ParserPlatformList{})
 }

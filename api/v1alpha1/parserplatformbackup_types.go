@@ -262,5 +262,5 @@ type RestoreStatus struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&ParserPlatformBackup{}, &ParserPlatformBackupList{})
+	register(&ParserPlatformBackup{}, &ParserPlatformBackupList{})
 }

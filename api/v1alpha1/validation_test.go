@@ -135,9 +135,9 @@ func expectations(t *testing.T, path string) []string {
 }
 
 // mustApply applies a file that the API server has to accept.
-func mustApply(t *testing.T, path string, extra ...string) {
+func mustApply(t *testing.T, path string) {
 	t.Helper()
-	if _, stderr, err := kubectl(append([]string{"apply", "-f", path}, extra...)...); err != nil {
+	if _, stderr, err := kubectl("apply", "-f", path); err != nil {
 		t.Fatalf("kubectl apply -f %s was refused (%v):\n%s", path, err, stderr)
 	}
 }
