@@ -14,7 +14,7 @@ const (
 	Binary = BinaryDir + "/parser-operator"
 	// CredentialsDir is where the objectStore's secretRef Secret is mounted
 	// (files accessKeyId, secretAccessKey).
-	CredentialsDir = "/etc/parser-backup/credentials"
+	CredentialsDir = "/etc/parser-backup/credentials" //nolint:gosec // G101: a mount path, not a credential.
 	// CADir is where caSecretRef is mounted; CAFile is its ca.crt.
 	CADir  = "/etc/parser-backup/ca"
 	CAFile = CADir + "/ca.crt"

@@ -41,7 +41,7 @@ func objectErr(key string, err error) error {
 	}
 	var resp minio.ErrorResponse
 	if errors.As(err, &resp) && (resp.Code == minio.NoSuchKey || resp.StatusCode == 404) {
-		err = fmt.Errorf("%w: %v", ErrObjectMissing, err)
+		err = fmt.Errorf("%w: %w", ErrObjectMissing, err)
 	}
 	return &ObjectError{Key: key, Err: err}
 }
@@ -166,7 +166,7 @@ func (s *Store) Download(ctx context.Context, rec ShardRecord, w io.Writer) erro
 // only holding a verified dump (pg_restore -j needs a file, not a pipe).
 func (s *Store) DownloadFile(ctx context.Context, rec ShardRecord, path string) (err error) {
 	tmp := path + ".partial"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600) //nolint:gosec // G304: the restore Job's own download path.
 	if err != nil {
 		return err
 	}

@@ -70,7 +70,7 @@ func (s *Store) DumpShard(ctx context.Context, p Platform, setID string, index i
 	if err != nil {
 		return ShardRecord{}, err
 	}
-	defer holder.close()
+	defer func() { _ = holder.close() }()
 	dump, err := startPgDump(ctx, o, pos.Snapshot)
 	if err != nil {
 		return ShardRecord{}, err
@@ -109,7 +109,7 @@ type snapshotHolder struct {
 }
 
 func startSnapshot(ctx context.Context, o DumpOptions) (*snapshotHolder, *Position, error) {
-	cmd := exec.CommandContext(ctx, o.Psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1")
+	cmd := exec.CommandContext(ctx, o.Psql, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1") //nolint:gosec // G204: psql from DumpOptions, set by the backup Job's own command line.
 	cmd.Env = o.Env
 	cmd.Stderr = o.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -180,7 +180,7 @@ type dumpReader struct {
 
 func startPgDump(ctx context.Context, o DumpOptions, snapshot string) (*dumpReader, error) {
 	args := append([]string{"--format=custom", "--snapshot=" + snapshot}, o.Args...)
-	cmd := exec.CommandContext(ctx, o.PgDump, args...)
+	cmd := exec.CommandContext(ctx, o.PgDump, args...) //nolint:gosec // G204: pg_dump from DumpOptions, set by the backup Job's own command line.
 	cmd.Env = o.Env
 	tail := &tailBuffer{max: 4096}
 	cmd.Stderr = io.MultiWriter(o.Stderr, tail)

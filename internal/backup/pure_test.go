@@ -30,7 +30,7 @@ func TestSetIDsSortByTimeAndAreUnique(t *testing.T) {
 		t.Errorf("first ID %s, want it to start with 20261201T203000Z", ids[0])
 	}
 	for i := 4; i < len(ids); i += 4 {
-		if !(ids[i-4] < ids[i]) {
+		if ids[i-4] >= ids[i] {
 			t.Fatalf("%s (later) does not sort after %s", ids[i], ids[i-4])
 		}
 	}

@@ -30,7 +30,7 @@ import (
 // Test credentials: the server's root user.
 const (
 	AccessKeyID     = "parser-test-access"
-	SecretAccessKey = "parser-test-secret-0123456789"
+	SecretAccessKey = "parser-test-secret-0123456789" //nolint:gosec // G101: the fixed key of a throw-away local test server.
 )
 
 // Server is a running versitygw.
@@ -149,7 +149,7 @@ func start(t testing.TB, bin, dir string, tlsArgs []string) (*Server, error) {
 	go func() { exited <- cmd.Wait() }()
 	if err := waitListening(scheme+"://"+addr, exited); err != nil {
 		_ = cmd.Process.Kill()
-		<-exited
+		<-exited //nolint:errcheck // stopping it on purpose: its exit error is expected.
 		return nil, fmt.Errorf("%w\n%s", err, log.String())
 	}
 	t.Cleanup(func() { stop(t, cmd, exited) })
@@ -159,11 +159,11 @@ func start(t testing.TB, bin, dir string, tlsArgs []string) (*Server, error) {
 func stop(t testing.TB, cmd *exec.Cmd, exited chan error) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-exited:
+	case <-exited: //nolint:errcheck // stopping it on purpose: its exit error is expected.
 	case <-time.After(10 * time.Second):
 		t.Log("versitygw did not stop on SIGTERM; killing it")
 		_ = cmd.Process.Kill()
-		<-exited
+		<-exited //nolint:errcheck // stopping it on purpose: its exit error is expected.
 	}
 }
 
@@ -186,7 +186,7 @@ func waitListening(url string, exited chan error) error {
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("versitygw exited: %v", err)
+			return fmt.Errorf("versitygw exited: %w", err)
 		default:
 		}
 		resp, err := client.Get(url + "/")
