@@ -174,7 +174,7 @@ func verifyKeys(ctx context.Context, t *testing.T, cc *redis.ClusterClient, pref
 }
 
 // writer writes keys one SET at a time, as an app does, while the topology
-// changes: bounded by max keys and by ctx.
+// changes: bounded by maxKeys keys and by ctx.
 type writer struct {
 	stopCh chan struct{}
 	done   chan struct{}
@@ -182,7 +182,7 @@ type writer struct {
 	errs   []error
 }
 
-func startWriter(ctx context.Context, cc *redis.ClusterClient, prefix string, max int) *writer {
+func startWriter(ctx context.Context, cc *redis.ClusterClient, prefix string, maxKeys int) *writer {
 	w := &writer{stopCh: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
@@ -190,7 +190,7 @@ func startWriter(ctx context.Context, cc *redis.ClusterClient, prefix string, ma
 		// whole core of the two from the servers and the executor.
 		pace := time.NewTicker(100 * time.Microsecond)
 		defer pace.Stop()
-		for i := 0; i < max; i++ {
+		for i := 0; i < maxKeys; i++ {
 			select {
 			case <-w.stopCh:
 				return

@@ -120,7 +120,7 @@ func (c *Connector) endpoint(ctx context.Context, addr string) (string, int, err
 	}
 	ips, err := net.DefaultResolver.LookupIP(ctx, "ip", host)
 	if err != nil || len(ips) == 0 {
-		return "", 0, fmt.Errorf("resolving %s: looking up %s: %v", addr, host, err)
+		return "", 0, fmt.Errorf("resolving %s: looking up %s: %w", addr, host, err)
 	}
 	return ips[0].String(), port, nil
 }

@@ -9,8 +9,8 @@ import "context"
 // that does not serve its slot.
 func (r *stepRun) fixOpenSlot(ctx context.Context, s FixOpenSlot) error {
 	slots := Slots(s.Ranges)
-	switch {
-	case s.Final.ID == "":
+	switch s.Final.ID {
+	case "":
 		for _, n := range append(s.Open, s.Owner) {
 			if n.ID != "" {
 				if err := r.setSlots(ctx, n.Addr, slots, "STABLE", ""); err != nil {
@@ -19,7 +19,7 @@ func (r *stepRun) fixOpenSlot(ctx context.Context, s FixOpenSlot) error {
 			}
 		}
 		return nil
-	case s.Final.ID == s.Owner.ID:
+	case s.Owner.ID:
 		// Roll back: the owner stops redirecting to the importing nodes
 		// first, then takes back the keys that reached them.
 		if err := r.setSlots(ctx, s.Owner.Addr, slots, "STABLE", ""); err != nil {

@@ -108,7 +108,7 @@ func (r *stepRun) assign(ctx context.Context, from, to NodeRef, assign, chunk []
 	}
 	if from.ID != "" {
 		if err := r.setSlots(ctx, from.Addr, chunk, "NODE", to.ID); err != nil {
-			if err := r.settled(ctx, from, to, chunk, err); err != nil {
+			if err := r.settled(ctx, from, chunk, err); err != nil {
 				return err
 			}
 		}
@@ -127,7 +127,7 @@ func (r *stepRun) assign(ctx context.Context, from, to NodeRef, assign, chunk []
 // already learnt the new owner by gossip (a master that lost its last slot
 // becomes a replica and refuses SETSLOT): it then holds none of the slots
 // and none is open on it.
-func (r *stepRun) settled(ctx context.Context, from, to NodeRef, chunk []int, cause error) error {
+func (r *stepRun) settled(ctx context.Context, from NodeRef, chunk []int, cause error) error {
 	v, err := r.e.view(ctx, from.Addr)
 	if err != nil {
 		return fmt.Errorf("%w; then: %w", cause, err)

@@ -106,10 +106,10 @@ func short(s Step) string {
 	}
 	switch s := s.(type) {
 	case FixOpenSlot:
-		switch {
-		case s.Final.ID == "":
+		switch s.Final.ID {
+		case "":
 			return fmt.Sprintf("fix %s clear open[%s]", formatRanges(s.Ranges), ids(s.Open))
-		case s.Final.ID == s.Owner.ID:
+		case s.Owner.ID:
 			return fmt.Sprintf("fix %s keep %s open[%s]", formatRanges(s.Ranges), s.Owner.ID, ids(s.Open))
 		}
 		return fmt.Sprintf("fix %s %s->%s open[%s]", formatRanges(s.Ranges), s.Owner.ID, s.Final.ID, ids(s.Open))

@@ -48,7 +48,6 @@ const (
 type servers struct {
 	t    testing.TB
 	bin  string
-	mu   sync.Mutex
 	pods []*pod
 }
 

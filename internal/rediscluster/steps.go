@@ -153,10 +153,10 @@ func (Forget) Kind() StepKind { return KindForget }
 // String implements Step.
 func (s FixOpenSlot) String() string {
 	what := "finish"
-	switch {
-	case s.Final.ID == "":
+	switch s.Final.ID {
+	case "":
 		what = "clear"
-	case s.Final.ID == s.Owner.ID:
+	case s.Owner.ID:
 		what = "roll back"
 	}
 	return fmt.Sprintf("FixOpenSlot %s: %s (owner %s, final %s, open on %s)",
