@@ -86,11 +86,11 @@ func TestParseRefusesMapsThatWouldMisroute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edit := func(old, new string) string {
+	edit := func(old, replacement string) string {
 		if !strings.Contains(string(valid), old) {
 			t.Fatalf("test edit %q does not apply", old)
 		}
-		return strings.Replace(string(valid), old, new, 1)
+		return strings.Replace(string(valid), old, replacement, 1)
 	}
 	cases := map[string]struct{ doc, want string }{
 		"not JSON":           {"shards: 4", "decoding shard map"},

@@ -20,7 +20,7 @@ func MonitoringCRDDir(t testing.TB) string {
 		t.Fatalf("go env GOMOD: %v", err)
 	}
 	root := filepath.Dir(strings.TrimSpace(string(gomod)))
-	out, err := exec.Command(filepath.Join(root, "hack", "monitoring-crds.sh")).Output()
+	out, err := exec.Command(filepath.Join(root, "hack", "monitoring-crds.sh")).Output() //nolint:gosec // G204: the repository's own script.
 	if err != nil {
 		MissingTool(t, "the Prometheus Operator and KEDA CRDs (hack/monitoring-crds.sh)", err)
 	}

@@ -50,7 +50,7 @@ func RequireRedisServer(t testing.TB) string {
 func FreeRedisPort(t testing.TB) int {
 	t.Helper()
 	for range 50 {
-		l, err := net.Listen("tcp", ":0")
+		l, err := net.Listen("tcp", ":0") //nolint:gosec // G102: a test helper picking a free port, closed at once.
 		if err != nil {
 			t.Fatal(err)
 		}
