@@ -64,7 +64,7 @@ func (e *env) churn(ctx context.Context, op *operatorProcess) error {
 		return err
 	}
 	progress("churn: rewriting %d HPA and %d Deployment statuses every %s for %s", len(hpas), len(deployments), w.Period, e.o.churn)
-	before, _, err := e.c.apiserverWrites(ctx)
+	before, err := e.c.apiserverWrites(ctx)
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (e *env) churn(ctx context.Context, op *operatorProcess) error {
 	}
 	w.Window = time.Since(start)
 	w.CPU = e.c.cpu(op).minus(cpuBefore)
-	after, _, err := e.c.apiserverWrites(ctx)
+	after, err := e.c.apiserverWrites(ctx)
 	if err != nil {
 		return err
 	}
@@ -163,7 +163,7 @@ func (e *env) churnRound(ctx context.Context, hpas, deployments []client.ObjectK
 			{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable", LastUpdateTime: now, LastTransitionTime: now},
 		}
 		if err := e.c.adminClient.Status().Update(ctx, d); err != nil {
-			return writes, fmt.Errorf("Deployment %s: %w", key, err)
+			return writes, fmt.Errorf("deployment %s: %w", key, err)
 		}
 		writes++
 	}

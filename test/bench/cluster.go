@@ -171,10 +171,10 @@ var writeVerbs = map[string]bool{"POST": true, "PUT": true, "PATCH": true, "APPL
 type writes map[string]float64
 
 // apiserverWrites reads the API server's write counters.
-func (c *cluster) apiserverWrites(ctx context.Context) (writes, families, error) {
+func (c *cluster) apiserverWrites(ctx context.Context) (writes, error) {
 	f, err := c.apiserverMetrics(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	out := writes{}
 	if mf, ok := f["apiserver_request_total"]; ok {
@@ -186,7 +186,7 @@ func (c *cluster) apiserverWrites(ctx context.Context) (writes, families, error)
 			out[writeRow(l["verb"], l["group"], l["resource"], l["subresource"], l["code"])] += m.GetCounter().GetValue()
 		}
 	}
-	return out, f, nil
+	return out, nil
 }
 
 func writeRow(verb, group, resource, subresource, code string) string {

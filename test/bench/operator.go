@@ -97,7 +97,7 @@ func (o *operatorProcess) waitForWorkers(ctx context.Context) error {
 		}
 		select {
 		case <-o.exited:
-			return fmt.Errorf("the operator exited at start (%v); its log:\n%s", o.waitErr, o.tail(30))
+			return fmt.Errorf("the operator exited at start (%w); its log:\n%s", o.waitErr, o.tail(30))
 		case <-deadline:
 			return fmt.Errorf("the operator did not start its workers in 2 minutes; its log:\n%s", o.tail(30))
 		case <-ctx.Done():

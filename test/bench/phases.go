@@ -170,7 +170,7 @@ func (e *env) manyPlatforms(ctx context.Context) error {
 	}
 	defer func() { op.stop() }()
 	e.t.expect(children, keys, unique(namespaces))
-	before, _, err := e.c.apiserverWrites(ctx)
+	before, err := e.c.apiserverWrites(ctx)
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,7 @@ func (e *env) manyPlatforms(ctx context.Context) error {
 		return fmt.Errorf("the operator made children render does not print: %v", extra[:min(5, len(extra))])
 	}
 	progress("many platforms: converged in %s; waiting for the operator to settle", seconds(m.Converge))
-	atConvergence, _, err := e.c.apiserverWrites(ctx)
+	atConvergence, err := e.c.apiserverWrites(ctx)
 	if err != nil {
 		return err
 	}
@@ -200,7 +200,7 @@ func (e *env) manyPlatforms(ctx context.Context) error {
 		return err
 	}
 	m.Settle = time.Since(settleStart)
-	after, _, err := e.c.apiserverWrites(ctx)
+	after, err := e.c.apiserverWrites(ctx)
 	if err != nil {
 		return err
 	}
@@ -269,7 +269,7 @@ func count429(w writes) float64 {
 func (e *env) idle(ctx context.Context, op *operatorProcess) error {
 	op.endSampling()
 	progress("idle: counting writes for %s", e.o.idle)
-	before, _, err := e.c.apiserverWrites(ctx)
+	before, err := e.c.apiserverWrites(ctx)
 	if err != nil {
 		return err
 	}
@@ -280,7 +280,7 @@ func (e *env) idle(ctx context.Context, op *operatorProcess) error {
 		return err
 	}
 	e.res.Idle.CPU = e.c.cpu(op).minus(cpuBefore)
-	after, _, err := e.c.apiserverWrites(ctx)
+	after, err := e.c.apiserverWrites(ctx)
 	if err != nil {
 		return err
 	}
@@ -308,7 +308,7 @@ func internalWrites(w writes) float64 {
 // and settled, and at least the idle window.
 func (e *env) restart(ctx context.Context, platforms int) error {
 	progress("restart: a new operator over %d platforms", platforms)
-	before, _, err := e.c.apiserverWrites(ctx)
+	before, err := e.c.apiserverWrites(ctx)
 	if err != nil {
 		return err
 	}
@@ -330,7 +330,7 @@ func (e *env) restart(ctx context.Context, platforms int) error {
 	if err := sleep(ctx, e.o.idle-time.Since(start)); err != nil {
 		return err
 	}
-	after, _, err := e.c.apiserverWrites(ctx)
+	after, err := e.c.apiserverWrites(ctx)
 	if err != nil {
 		return err
 	}
@@ -360,7 +360,7 @@ func (e *env) plainMany(ctx context.Context) error {
 	for i, p := range e.many {
 		objs = append(objs, inNamespace(p.children, namespaces[i])...)
 	}
-	before, _, err := e.c.apiserverWrites(ctx)
+	before, err := e.c.apiserverWrites(ctx)
 	if err != nil {
 		return err
 	}
@@ -371,7 +371,7 @@ func (e *env) plainMany(ctx context.Context) error {
 		return err
 	}
 	e.res.Many.PlainCPU = e.c.cpu(nil).minus(cpuBefore)
-	after, _, err := e.c.apiserverWrites(ctx)
+	after, err := e.c.apiserverWrites(ctx)
 	if err != nil {
 		return err
 	}

@@ -932,7 +932,7 @@ func isRolled(s *appsv1.StatefulSet) bool {
 func rabbitRunningNodes(ctx context.Context, ns, pod string) ([]string, error) {
 	out, err := cluster.Exec(ctx, ns, pod, time.Minute, "rabbitmqctl", "-q", "cluster_status", "--formatter", "json")
 	if err != nil {
-		return nil, fmt.Errorf("%v: %s", err, out)
+		return nil, fmt.Errorf("%w: %s", err, out)
 	}
 	i := strings.Index(out, "{")
 	if i < 0 {

@@ -160,7 +160,7 @@ func startOperator(bin string, args []string, kubeconfig, logPath string) (*oper
 func (p *operatorProcess) exited() error {
 	select {
 	case <-p.done:
-		return fmt.Errorf("the operator exited (%v); last lines of %s:\n%s", p.err, p.log, p.tail(30))
+		return fmt.Errorf("the operator exited (%w); last lines of %s:\n%s", p.err, p.log, p.tail(30))
 	default:
 		return nil
 	}

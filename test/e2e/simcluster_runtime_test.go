@@ -355,7 +355,7 @@ func applyBroker(ctx context.Context, p *platformv1.ParserPlatform, password str
 	}
 	out, err := kubectl(ctx, strings.Join(docs, "---\n"), "apply", "-n", p.Namespace, "-f", "-")
 	if err != nil {
-		return fmt.Errorf("%v: %s", err, out)
+		return fmt.Errorf("%w: %s", err, out)
 	}
 	return nil
 }

@@ -530,7 +530,7 @@ func (c *Cluster) startNodes(ctx context.Context, bins binaries) error {
 	return c.poll(ctx, "Ready nodes and the default ServiceAccount", func(ctx context.Context) (bool, error) {
 		list, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return false, nil
+			return false, nil //nolint:nilerr // the API server may still be starting: poll again.
 		}
 		ready := 0
 		for _, n := range list.Items {

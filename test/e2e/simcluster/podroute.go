@@ -36,7 +36,7 @@ func removePodRoute(cidr string) error {
 func ipRoute(verb, cidr string) error {
 	out, err := exec.Command("ip", "route", verb, "local", cidr, "dev", "lo", "table", "local").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("ip route %s local %s dev lo table local: %v: %s", verb, cidr, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("ip route %s local %s dev lo table local: %w: %s", verb, cidr, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

@@ -89,7 +89,7 @@ func (p *process) stopWith(sig syscall.Signal, grace time.Duration) {
 
 // failure describes an unexpected exit, with the end of its log.
 func (p *process) failure() error {
-	return fmt.Errorf("%s exited (%v); last lines of %s:\n%s", p.name, p.err, p.log, tail(p.log, 20))
+	return fmt.Errorf("%s exited (%w); last lines of %s:\n%s", p.name, p.err, p.log, tail(p.log, 20))
 }
 
 // tail is the last n lines of a file, for error messages.

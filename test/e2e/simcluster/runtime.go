@@ -199,17 +199,17 @@ func (rt *runtime) next(ctx context.Context) bool {
 	return true
 }
 
-// match is the kind that runs the pod, and its container.
-func (rt *runtime) match(pod *corev1.Pod) (serverKind, *corev1.Container) {
+// match is the kind that runs the pod (the one with a container for it).
+func (rt *runtime) match(pod *corev1.Pod) serverKind {
 	if pod == nil {
-		return nil, nil
+		return nil
 	}
 	for _, k := range rt.kinds {
-		if c := k.container(pod); c != nil {
-			return k, c
+		if k.container(pod) != nil {
+			return k
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // sync makes the server of one pod match the pod: started when it runs,
@@ -226,7 +226,7 @@ func (rt *runtime) sync(ctx context.Context, key string) (time.Duration, error) 
 	if err != nil {
 		return 0, err
 	}
-	kind, container := rt.match(pod)
+	kind := rt.match(pod)
 	want := kind != nil && pod.DeletionTimestamp == nil && pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != ""
 
 	rt.mu.Lock()
@@ -254,7 +254,7 @@ func (rt *runtime) sync(ctx context.Context, key string) (time.Duration, error) 
 				return 200 * time.Millisecond, nil
 			}
 		}
-		if r, err = rt.newPodRun(ctx, key, pod, kind, container); err != nil {
+		if r, err = rt.newPodRun(ctx, key, pod, kind); err != nil {
 			return 0, err
 		}
 		rt.pods[key] = r
@@ -278,7 +278,7 @@ func (rt *runtime) sync(ctx context.Context, key string) (time.Duration, error) 
 
 // newPodRun sets up a pod: its directory, its volumes (fsGroup applied: a
 // pod start), the main container's environment, and what its kind adds.
-func (rt *runtime) newPodRun(ctx context.Context, key string, pod *corev1.Pod, kind serverKind, c *corev1.Container) (*podRun, error) {
+func (rt *runtime) newPodRun(ctx context.Context, key string, pod *corev1.Pod, kind serverKind) (*podRun, error) {
 	r := &podRun{
 		rt: rt, key: key, uid: pod.UID, ip: pod.Status.PodIP, pod: pod.DeepCopy(), kind: kind,
 		dir:     filepath.Join(rt.root, "pods", pod.Namespace, pod.Name+"-"+string(pod.UID)),

@@ -82,7 +82,7 @@ func runPod(t *testing.T, rt *runtime, kind serverKind, pod *corev1.Pod, timeout
 	ctx := t.Context()
 	key := pod.Namespace + "/" + pod.Name
 	rt.mu.Lock()
-	r, err := rt.newPodRun(ctx, key, pod, kind, kind.container(pod))
+	r, err := rt.newPodRun(ctx, key, pod, kind)
 	if err == nil {
 		rt.pods[key] = r
 		var wait time.Duration
