@@ -268,7 +268,7 @@ func (r *ParserPlatformBackupReconciler) complete(ctx context.Context, p *platfo
 func shardStatuses(m *backup.Manifest) []platformv1.BackupShardStatus {
 	out := make([]platformv1.BackupShardStatus, 0, len(m.Shards))
 	for _, s := range m.Shards {
-		st := platformv1.BackupShardStatus{Index: int32(s.Index), Object: s.Object, Size: s.Size, Checksum: "sha256:" + s.SHA256}
+		st := platformv1.BackupShardStatus{Index: int32(s.Index), Object: s.Object, Size: s.Size, Checksum: "sha256:" + s.SHA256} //nolint:gosec // G115: a shard index, bounded by spec.database.shards (an int32).
 		if s.Position != nil {
 			st.LSN = s.Position.LSN
 			if !s.Position.Time.IsZero() {

@@ -24,7 +24,7 @@ import (
 // shardVolume makes the PVC the StatefulSet controller would make for shard
 // 0 (envtest runs no StatefulSet controller), Bound as a provisioner would
 // leave it, in StorageClass class.
-func shardVolume(ctx context.Context, ns, class string) *corev1.PersistentVolumeClaim {
+func shardVolume(ctx context.Context, ns, class string) {
 	sts := &appsv1.StatefulSet{}
 	Expect(get(ctx, sts, ns, "vk-db-0")()).To(Succeed())
 	template := sts.Spec.VolumeClaimTemplates[0]
@@ -37,7 +37,6 @@ func shardVolume(ctx context.Context, ns, class string) *corev1.PersistentVolume
 	Expect(k8sClient.Create(ctx, pvc)).To(Succeed())
 	pvc.Status.Phase = corev1.ClaimBound
 	Expect(k8sClient.Status().Update(ctx, pvc)).To(Succeed())
-	return pvc
 }
 
 func storageClass(ctx context.Context, name string, expandable bool) {

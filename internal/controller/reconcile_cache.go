@@ -127,7 +127,7 @@ func (r *ParserPlatformReconciler) convergeCache(ctx context.Context, p *platfor
 	if res.Topology != nil {
 		s := res.Topology.Summary()
 		out.summary = &platformv1.CacheClusterStatus{
-			Nodes: int32(s.Nodes), Masters: int32(s.Masters), SlotsAssigned: int32(s.SlotsAssigned), OpenSlots: int32(s.OpenSlots),
+			Nodes: int32(s.Nodes), Masters: int32(s.Masters), SlotsAssigned: int32(s.SlotsAssigned), OpenSlots: int32(s.OpenSlots), //nolint:gosec // G115: node and slot counts, at most 16384.
 		}
 		out.formed = err == nil && s.Healthy()
 		out.detail = describeSummary(s)
@@ -149,7 +149,7 @@ func (r *ParserPlatformReconciler) convergeCache(ctx context.Context, p *platfor
 		out.retryAfter = cacheRetryInterval
 		return out
 	}
-	if err := r.shrinkCache(ctx, p, int32(len(addrs))); err != nil {
+	if err := r.shrinkCache(ctx, p, int32(len(addrs))); err != nil { //nolint:gosec // G115: a count of cache pods, bounded by an int32 replica count.
 		out.detail, out.retryAfter = err.Error(), cacheRetryInterval
 	}
 	return out

@@ -118,7 +118,7 @@ func (r *RestoreReconciler) resolve(ctx context.Context, p *platformv1.ParserPla
 	}
 	now := metav1.NewTime(r.Clock.Now())
 	return ctrl.Result{}, r.patchStatus(ctx, p, func(st *platformv1.ParserPlatformStatus) {
-		st.Restore = &platformv1.RestoreStatus{BackupSet: m.SetID, Shards: int32(m.ShardCount), StartedAt: &now}
+		st.Restore = &platformv1.RestoreStatus{BackupSet: m.SetID, Shards: int32(m.ShardCount), StartedAt: &now} //nolint:gosec // G115: a shard count, validated against spec.database.shards (an int32).
 		setRestored(st, p, metav1.ConditionFalse, reasonRestoring, fmt.Sprintf("restoring set %s: waiting for the shards to be ready", m.SetID))
 	})
 }

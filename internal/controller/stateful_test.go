@@ -16,7 +16,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -104,7 +104,7 @@ var _ = Describe("ParserPlatform stateful tier", func() {
 
 		// A restarted operator starts with an empty cache: it must find the
 		// Secrets, not generate new passwords, and make no write at all.
-		restartWrites := runSecondOperator(ctx, p)
+		restartWrites := runSecondOperator(ctx)
 		Expect(inNamespace(restartWrites, ns)).To(BeEmpty())
 		Expect(secretData(ctx, ns, "vk-db-0-credentials", "vk-db-1-credentials", "vk-cache", "vk-broker")).To(Equal(before))
 	})
@@ -267,7 +267,7 @@ func secretData(ctx context.Context, ns string, names ...string) map[string]map[
 // runSecondOperator starts a fresh operator (new manager, empty cache), lets
 // it reconcile p until it reports the platform's generation, and returns the
 // writes it made.
-func runSecondOperator(ctx context.Context, p *platformv1.ParserPlatform) []string {
+func runSecondOperator(ctx context.Context) []string {
 	counter := &writeCounter{}
 	cfg := rest.CopyConfig(testEnv.Config)
 	cfg.Wrap(counter.wrap)
@@ -315,7 +315,7 @@ func upstreamCRD(gvk schema.GroupVersionKind) *apiextensionsv1.CustomResourceDef
 	return crd
 }
 
-func ptrQuantity(s string) *resource.Quantity { q := resource.MustParse(s); return &q }
+func ptrQuantity(s string) *apiresource.Quantity { q := apiresource.MustParse(s); return &q }
 
 func containsAll(s string, parts ...string) bool {
 	for _, part := range parts {

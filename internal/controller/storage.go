@@ -9,7 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -33,8 +33,8 @@ import (
 
 // storageChange is what the claim templates of a StatefulSet ask for.
 type storageChange struct {
-	grow    *resource.Quantity // the new size, when only growth is asked
-	refusal string             // why the change cannot be made
+	grow    *apiresource.Quantity // the new size, when only growth is asked
+	refusal string                // why the change cannot be made
 }
 
 // compareClaims compares the desired claim templates with the live ones.
@@ -94,7 +94,7 @@ func (w *childWriter) reconcileStorage(ctx context.Context, desired, live client
 // expandVolumes asks every PVC of the StatefulSet for size, where its
 // StorageClass allows it, and returns those it could not expand ("PVC x
 // (StorageClass y allows no expansion)").
-func (w *childWriter) expandVolumes(ctx context.Context, sts *appsv1.StatefulSet, size resource.Quantity) ([]string, error) {
+func (w *childWriter) expandVolumes(ctx context.Context, sts *appsv1.StatefulSet, size apiresource.Quantity) ([]string, error) {
 	pvcs, err := w.volumesOf(ctx, sts)
 	if err != nil {
 		return nil, err
