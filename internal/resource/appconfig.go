@@ -14,7 +14,7 @@ const (
 	shardMapVolumeName      = "shard-map"
 	dbCredentialsVolumeName = "db-credentials"
 	// DBCredentialsDir holds shard-<i>/{username,password,database,uri}.
-	DBCredentialsDir = "/etc/vk-parser/db"
+	DBCredentialsDir = "/etc/vk-parser/db" //nolint:gosec // G101: a mount path, not a credential.
 )
 
 // appConfig is what every app container (services, gateway, workers) gets

@@ -6,7 +6,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -49,7 +49,7 @@ const (
 // Volume names of the Jobs.
 const (
 	binVolume         = "backup-bin"
-	credentialsVolume = "store-credentials"
+	credentialsVolume = "store-credentials" //nolint:gosec // G101: a volume's name, not a credential.
 	caVolume          = "store-ca"
 	shardMapVolume    = "shard-map"
 	// caKey is the key of caSecretRef's Secret.
@@ -99,7 +99,7 @@ func ShardBackupJob(p *platformv1.ParserPlatform, b *platformv1.ParserPlatformBa
 	store := p.Spec.Backup.ObjectStore
 	cmds := BackupCommands(store, p.Namespace, p.Name)
 	c := shardContainer(p, i, "dump", append([]string{backup.Binary}, cmds.DumpShard(b.Status.BackupSet, i)...))
-	job := shardJob(p, store, operatorImage, c)
+	job := shardJob(store, operatorImage, c)
 	job.ObjectMeta = backupJobMeta(p, b, BackupJobName(b, i))
 	job.Spec.Template.Labels = maps.Clone(job.Labels)
 	return job
@@ -139,7 +139,7 @@ func ShardRestoreJob(p *platformv1.ParserPlatform, operatorImage, setID string, 
 	// ever parsed by the shell.
 	script := `"$0" "$@" | pg_restore --exit-on-error --single-transaction --no-owner --no-privileges --dbname="$PGDATABASE"`
 	c := shardContainer(p, i, "restore", append([]string{"bash", "-o", "pipefail", "-c", script}, download...))
-	job := shardJob(p, r.ObjectStore, operatorImage, c)
+	job := shardJob(r.ObjectStore, operatorImage, c)
 	job.ObjectMeta = objectMeta(p, RestoreJobName(p, i), "restore-"+ShardName(i), ComponentBackup)
 	job.Labels[LabelRestoreSet] = setID
 	job.Spec.Template.Labels = maps.Clone(job.Labels)
@@ -163,9 +163,9 @@ func backupJobMeta(p *platformv1.ParserPlatform, b *platformv1.ParserPlatformBac
 
 // shardJob is the Job of a container that runs the copied binary on the
 // shard's PostgreSQL image.
-func shardJob(p *platformv1.ParserPlatform, store platformv1.ObjectStoreSpec, operatorImage string, c corev1.Container) *batchv1.Job {
+func shardJob(store platformv1.ObjectStoreSpec, operatorImage string, c corev1.Container) *batchv1.Job {
 	volumes := append(storeVolumes(store), corev1.Volume{Name: binVolume, VolumeSource: corev1.VolumeSource{
-		EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr.To(resource.MustParse("256Mi"))},
+		EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr.To(apiresource.MustParse("256Mi"))},
 	}})
 	spec := podSpec(postgresUID, volumes)
 	install := operatorContainer("install-binary", operatorImage, backup.Install())
@@ -195,8 +195,8 @@ func shardContainer(p *platformv1.ParserPlatform, i int, name string, command []
 	// pg_dump and the upload hold one multipart part (64 MiB) and pg_dump's
 	// own buffers.
 	c.Resources = corev1.ResourceRequirements{
-		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("256Mi")},
-		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
+		Requests: corev1.ResourceList{corev1.ResourceCPU: apiresource.MustParse("100m"), corev1.ResourceMemory: apiresource.MustParse("256Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: apiresource.MustParse("1Gi")},
 	}
 	return c
 }
@@ -205,8 +205,8 @@ func shardContainer(p *platformv1.ParserPlatform, i int, name string, command []
 func operatorContainer(name, image string, args []string) corev1.Container {
 	c := jobContainer(name, image, append([]string{operatorBinary}, args...))
 	c.Resources = corev1.ResourceRequirements{
-		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
-		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+		Requests: corev1.ResourceList{corev1.ResourceCPU: apiresource.MustParse("50m"), corev1.ResourceMemory: apiresource.MustParse("64Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: apiresource.MustParse("256Mi")},
 	}
 	return c
 }

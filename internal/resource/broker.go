@@ -10,7 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,7 +39,7 @@ const (
 	rabbitConfigDir             = "/etc/rabbitmq"
 	rabbitHomeDir               = "/var/lib/rabbitmq"
 	rabbitDataDir               = rabbitHomeDir + "/mnesia"
-	rabbitCookieSecretDir       = "/etc/rabbitmq/erlang-cookie"
+	rabbitCookieSecretDir       = "/etc/rabbitmq/erlang-cookie" //nolint:gosec // G101: a mount path, not a credential.
 	rabbitCookieFile            = ".erlang.cookie"
 	defaultBrokerSize           = "2Gi"
 	rabbitUID             int64 = 100 // the rabbitmq user of the official Alpine images
@@ -374,7 +374,7 @@ func rabbitWorkload(p *platformv1.ParserPlatform, configHash string) *statefulWo
 				Items: []corev1.KeyToPath{{Key: UserDefinitionsKey, Path: UserDefinitionsKey}},
 			}}},
 			{Name: rabbitHomeVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
-				SizeLimit: ptr.To(resource.MustParse("64Mi")),
+				SizeLimit: ptr.To(apiresource.MustParse("64Mi")),
 			}}},
 			{Name: rabbitCookieVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 				SecretName: BrokerName(p), DefaultMode: ptr.To[int32](0o400),
@@ -421,8 +421,8 @@ func rabbitCookieInitContainer(p *platformv1.ParserPlatform) corev1.Container {
 		Command: []string{"sh", "-c", fmt.Sprintf("set -e; rm -f %[2]s; cp %[1]s %[2]s; chmod 0600 %[2]s",
 			rabbitCookieSecretDir+"/"+rabbitCookieFile, cookie)},
 		Resources: corev1.ResourceRequirements{
-			Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
-			Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+			Requests: corev1.ResourceList{corev1.ResourceCPU: apiresource.MustParse("10m"), corev1.ResourceMemory: apiresource.MustParse("16Mi")},
+			Limits:   corev1.ResourceList{corev1.ResourceMemory: apiresource.MustParse("64Mi")},
 		},
 		SecurityContext: restrictedContainerSecurityContext(),
 		VolumeMounts: []corev1.VolumeMount{

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 )
@@ -56,8 +56,8 @@ func exporterResources(r *corev1.ResourceRequirements) corev1.ResourceRequiremen
 		return withDefaultRequests(*r)
 	}
 	return corev1.ResourceRequirements{
-		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
-		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+		Requests: corev1.ResourceList{corev1.ResourceCPU: apiresource.MustParse("10m"), corev1.ResourceMemory: apiresource.MustParse("32Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: apiresource.MustParse("128Mi")},
 	}
 }
 

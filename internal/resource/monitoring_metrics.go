@@ -23,7 +23,7 @@ const (
 	MetricPostgresDatabaseSize = "pg_database_size_bytes"
 	MetricPostgresCommits      = "pg_stat_database_xact_commit"
 	MetricRedisUp              = "redis_up"
-	MetricRedisClusterState    = "redis_cluster_state"
+	MetricRedisClusterState    = "redis_cluster_state" //nolint:gosec // G101: a metric's name, not a credential.
 	MetricRedisConnected       = "redis_connected_clients"
 	MetricRedisMemoryUsed      = "redis_memory_used_bytes"
 	MetricRedisCommands        = "redis_commands_processed_total"

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
@@ -91,7 +91,7 @@ func TestExportersRunBesideShardsCacheAndLoadBalancer(t *testing.T) {
 func TestExportersOverriddenAndTurnedOff(t *testing.T) {
 	p := samplePlatform()
 	p.Spec.Monitoring.Exporters.Redis = platformv1.ExporterSpec{Image: "mirror.example.com/redis_exporter:v9", Resources: &corev1.ResourceRequirements{
-		Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+		Limits: corev1.ResourceList{corev1.ResourceMemory: apiresource.MustParse("64Mi")},
 	}}
 	p.Spec.Monitoring.Exporters.Nginx.Enabled = ptr.To(false)
 	pods := exporterPods(t, p)
@@ -209,7 +209,7 @@ func metricNames(expr string) []string {
 
 // operatorMetricNames are the names internal/metrics really registers,
 // read from the collectors' descriptions.
-func operatorMetricNames(t *testing.T) map[string]bool {
+func operatorMetricNames() map[string]bool {
 	out := map[string]bool{}
 	descs := make(chan *prometheus.Desc, 100)
 	for _, c := range []prometheus.Collector{metrics.Condition, metrics.Replicas, metrics.Shards, metrics.Actions, metrics.CacheSteps,
@@ -230,7 +230,7 @@ func operatorMetricNames(t *testing.T) map[string]bool {
 // metric the catalogue credits to the operator is one it registers.
 func TestRulesAndDashboardReadExportedMetrics(t *testing.T) {
 	exported := ExportedMetrics()
-	operator := operatorMetricNames(t)
+	operator := operatorMetricNames()
 	for name, source := range exported {
 		if source == SourceOperator && !operator[name] {
 			t.Errorf("%s is credited to the operator, which does not register it", name)

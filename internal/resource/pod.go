@@ -2,7 +2,7 @@ package resource
 
 import (
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
 )
 
@@ -25,8 +25,8 @@ const (
 // Default requests: an HPA utilisation target is a percentage of the request,
 // so a container without one could never be autoscaled.
 var (
-	DefaultCPURequest    = resource.MustParse("100m")
-	DefaultMemoryRequest = resource.MustParse("128Mi")
+	DefaultCPURequest    = apiresource.MustParse("100m")
+	DefaultMemoryRequest = apiresource.MustParse("128Mi")
 )
 
 // withDefaultRequests returns r with CPU and memory requests filled in where
@@ -36,7 +36,7 @@ func withDefaultRequests(r corev1.ResourceRequirements) corev1.ResourceRequireme
 	if out.Requests == nil {
 		out.Requests = corev1.ResourceList{}
 	}
-	for name, def := range map[corev1.ResourceName]resource.Quantity{
+	for name, def := range map[corev1.ResourceName]apiresource.Quantity{
 		corev1.ResourceCPU:    DefaultCPURequest,
 		corev1.ResourceMemory: DefaultMemoryRequest,
 	} {
@@ -103,7 +103,7 @@ func configMapVolume(volumeName, configMapName string) corev1.Volume {
 // tmpVolume is the writable scratch space a read-only root file system needs.
 func tmpVolume() corev1.Volume {
 	return corev1.Volume{Name: tmpVolumeName, VolumeSource: corev1.VolumeSource{
-		EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr.To(resource.MustParse("256Mi"))},
+		EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr.To(apiresource.MustParse("256Mi"))},
 	}}
 }
 

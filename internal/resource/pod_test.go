@@ -6,13 +6,13 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 )
 
 func TestWithDefaultRequests(t *testing.T) {
-	q := resource.MustParse
+	q := apiresource.MustParse
 	for _, tc := range []struct {
 		name     string
 		in       corev1.ResourceRequirements

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 	"k8s.io/utils/ptr"
@@ -44,7 +44,7 @@ func platformVariants() map[string]*platformv1.ParserPlatform {
 	custom := samplePlatform()
 	custom.Spec.Autoscaling.Enabled = ptr.To(false)
 	custom.Spec.Services[0].Resources = corev1.ResourceRequirements{
-		Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi")},
+		Limits: corev1.ResourceList{corev1.ResourceCPU: apiresource.MustParse("1"), corev1.ResourceMemory: apiresource.MustParse("1Gi")},
 	}
 	custom.Spec.Services[1].Env = []corev1.EnvVar{{Name: "LOG_LEVEL", Value: "debug"}}
 	custom.Spec.LoadBalancer = platformv1.LoadBalancerSpec{Replicas: 3, ServiceType: "NodePort", Image: "nginxinc/nginx-unprivileged:1.27"}

@@ -603,11 +603,11 @@ func (s *rabbitServer) stop(t *testing.T, pgid int, exited chan error, epmdPort 
 		t.Logf("rabbitmqctl stop: %v\n%s", err, ctlOut)
 	}
 	select {
-	case <-exited:
+	case <-exited: //nolint:errcheck // stopping it on purpose: its exit error is expected.
 	case <-time.After(30 * time.Second):
 		t.Errorf("rabbitmq-server still running 30 s after rabbitmqctl stop; killing it\n%s", s.logs())
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		<-exited
+		<-exited //nolint:errcheck // stopping it on purpose: its exit error is expected.
 	}
 	// beam.smp and its helpers share the group; nothing may outlive the test.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)

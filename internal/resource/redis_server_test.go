@@ -140,7 +140,7 @@ func TestRedisCacheConfOnRealServer(t *testing.T) {
 	if got, err := rdb.Get(ctx, "user_42").Result(); err != nil || got != `{"name":"test"}` {
 		t.Errorf("GET = %q, %v", got, err)
 	}
-	slots, err := rdb.ClusterSlots(ctx).Result()
+	slots, err := rdb.ClusterSlots(ctx).Result() //nolint:staticcheck // SA1019: the test checks the CLUSTER SLOTS reply itself, which older clients still use.
 	if err != nil || len(slots) != 1 || len(slots[0].Nodes) != 1 {
 		t.Fatalf("CLUSTER SLOTS = %+v, %v; want one range on one node", slots, err)
 	}
@@ -383,11 +383,11 @@ func stopProcess(t *testing.T, p *os.Process, exited chan error, grace time.Dura
 	t.Helper()
 	_ = p.Signal(syscall.SIGTERM)
 	select {
-	case <-exited:
+	case <-exited: //nolint:errcheck // stopping it on purpose: its exit error is expected.
 	case <-time.After(grace):
 		t.Errorf("pid %d did not stop within %v of SIGTERM; killing it\n%s", p.Pid, grace, out)
 		_ = p.Kill()
-		<-exited
+		<-exited //nolint:errcheck // stopping it on purpose: its exit error is expected.
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -215,9 +215,9 @@ func TestStatefulStorageFromSpec(t *testing.T) {
 	}, {
 		name: "from the spec",
 		change: func(p *platformv1.ParserPlatform) {
-			p.Spec.Database.Storage = platformv1.StorageSpec{Size: ptr.To(resource.MustParse("50Gi")), StorageClassName: ptr.To("fast-ssd")}
-			p.Spec.Cache.Storage = platformv1.StorageSpec{Size: ptr.To(resource.MustParse("5Gi")), StorageClassName: ptr.To("standard")}
-			p.Spec.Queues.Broker.Storage = platformv1.StorageSpec{Size: ptr.To(resource.MustParse("3Gi"))}
+			p.Spec.Database.Storage = platformv1.StorageSpec{Size: ptr.To(apiresource.MustParse("50Gi")), StorageClassName: ptr.To("fast-ssd")}
+			p.Spec.Cache.Storage = platformv1.StorageSpec{Size: ptr.To(apiresource.MustParse("5Gi")), StorageClassName: ptr.To("standard")}
+			p.Spec.Queues.Broker.Storage = platformv1.StorageSpec{Size: ptr.To(apiresource.MustParse("3Gi"))}
 		},
 		want: map[string]storage{
 			"vk-db-0": {"50Gi", ptr.To("fast-ssd")}, "vk-db-3": {"50Gi", ptr.To("fast-ssd")},
@@ -237,7 +237,7 @@ func TestStatefulStorageFromSpec(t *testing.T) {
 			for name, want := range tc.want {
 				vct := find[*appsv1.StatefulSet](t, children, name).Spec.VolumeClaimTemplates[0]
 				got := vct.Spec.Resources.Requests[corev1.ResourceStorage]
-				if got.Cmp(resource.MustParse(want.size)) != 0 {
+				if got.Cmp(apiresource.MustParse(want.size)) != 0 {
 					t.Errorf("%s: volume size %s, want %s", name, got.String(), want.size)
 				}
 				if !equalStringPtr(vct.Spec.StorageClassName, want.class) {
@@ -844,7 +844,7 @@ func TestAppConfigHash(t *testing.T) {
 		{"cache resized", func(p *platformv1.ParserPlatform) { p.Spec.Cache.Masters = 6 }, false},
 		{"broker type changed", func(p *platformv1.ParserPlatform) { p.Spec.Queues.Broker.Type = platformv1.BrokerRedis }, false},
 		{"database storage changed", func(p *platformv1.ParserPlatform) {
-			p.Spec.Database.Storage.Size = ptr.To(resource.MustParse("20Gi"))
+			p.Spec.Database.Storage.Size = ptr.To(apiresource.MustParse("20Gi"))
 		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

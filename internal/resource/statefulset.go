@@ -3,7 +3,7 @@ package resource
 import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
+	apiresource "k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -79,7 +79,7 @@ func (s *statefulWorkload) StatefulSet() *appsv1.StatefulSet {
 // StatefulSet controller makes from it can be found (and, with
 // deletionPolicy Delete, deleted) by the operator.
 func (s *statefulWorkload) volumeClaimTemplate() corev1.PersistentVolumeClaim {
-	size := resource.MustParse(s.defaultSize)
+	size := apiresource.MustParse(s.defaultSize)
 	if s.storage.Size != nil {
 		size = *s.storage.Size
 	}
