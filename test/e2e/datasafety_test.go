@@ -812,9 +812,12 @@ func routedCorrectly(ctx context.Context, ns string, creds map[int]shardCredenti
 }
 
 // rabbitQueueDepths reads rabbitmq_queue_messages_ready per queue from a
-// broker pod's rabbitmq_prometheus endpoint (per-object metrics).
+// broker pod's rabbitmq_prometheus endpoint, /metrics/per-object. (The pod's
+// advanced.config makes /metrics per object too, which the real-server test
+// in internal/resource proves; in this harness's nodes /metrics has stayed
+// aggregated, an open question of the harness.)
 func rabbitQueueDepths(ctx context.Context, ip string) (map[string]float64, error) {
-	url := fmt.Sprintf("http://%s/metrics", net.JoinHostPort(ip, strconv.Itoa(int(resource.RabbitPrometheusPort))))
+	url := fmt.Sprintf("http://%s/metrics/per-object", net.JoinHostPort(ip, strconv.Itoa(int(resource.RabbitPrometheusPort))))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
