@@ -108,19 +108,8 @@ func backupSpecs(operator func() *operatorProcess) {
 		})
 
 		AfterEach(func(ctx SpecContext) {
-			if !CurrentSpecReport().Failed() {
-				return
-			}
-			for _, ns := range []string{srcNS, dstNS} {
-				for _, args := range [][]string{
-					{"get", "pp", "-n", ns, "-o", "jsonpath={range .items[*]}{.metadata.name}: {range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{\"\\n\"}{end}{end}"},
-					{"get", "ppbackup,jobs,pods", "-n", ns, "-o", "wide"},
-					{"get", "ppbackup", "-n", ns, "-o", "jsonpath={range .items[*]}{.metadata.name}: {.status.phase} {.status.message}{\"\\n\"}{end}"},
-				} {
-					out, _ := kubectl(ctx, "", args...)
-					GinkgoWriter.Printf("\n--- kubectl %s\n%s\n", strings.Join(args, " "), out)
-				}
-			}
+			dumpOnFailure(ctx, []string{srcNS, dstNS}, []string{"get", "ppbackup,jobs,pods", "-o", "wide"},
+				[]string{"get", "ppbackup", "-o", `jsonpath={range .items[*]}{.metadata.name}: {.status.phase} {.status.message}{"\n"}{end}`})
 		})
 
 		It("backs up every shard of a 3-shard platform to S3 with an on-demand ParserPlatformBackup", func(ctx SpecContext) {

@@ -72,19 +72,8 @@ func dataSafetySpecs(operator func() *operatorProcess) {
 		})
 
 		AfterEach(func(ctx SpecContext) {
-			if !CurrentSpecReport().Failed() {
-				return
-			}
-			for _, ns := range []string{dbNS, mqNS} {
-				for _, args := range [][]string{
-					{"get", "pp", "-n", ns, "-o", "jsonpath={range .items[*]}{.metadata.name}: {range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{\"\\n\"}{end}{end}"},
-					{"get", "pods,statefulsets,pvc,secrets", "-n", ns, "-o", "wide"},
-					{"get", "events", "-n", ns, "--field-selector", "type=Warning,involvedObject.kind=ParserPlatform"},
-				} {
-					out, _ := kubectl(ctx, "", args...)
-					GinkgoWriter.Printf("\n--- kubectl %s\n%s\n", strings.Join(args, " "), out)
-				}
-			}
+			dumpOnFailure(ctx, []string{dbNS, mqNS}, []string{"get", "pods,statefulsets,pvc,secrets", "-o", "wide"},
+				[]string{"get", "events", "--field-selector", "type=Warning,involvedObject.kind=ParserPlatform"})
 		})
 
 		Context("PostgreSQL shards", Ordered, func() {

@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -123,4 +125,22 @@ func createNamespaces(ctx context.Context, names ...string) {
 			}
 		}).WithContext(ctx).WithTimeout(time.Minute).Should(Succeed())
 	}, NodeTimeout(2*time.Minute))
+}
+
+// platformConditionsJSONPath prints each platform's conditions, a line each.
+const platformConditionsJSONPath = `jsonpath={range .items[*]}{.metadata.name}: {range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}{end}`
+
+// dumpOnFailure prints, after a failed spec, the platforms' conditions and
+// what the kubectl commands of each namespace show (args get "-n <ns>").
+func dumpOnFailure(ctx context.Context, namespaces []string, commands ...[]string) {
+	if !CurrentSpecReport().Failed() {
+		return
+	}
+	for _, ns := range namespaces {
+		for _, args := range append([][]string{{"get", "pp", "-o", platformConditionsJSONPath}}, commands...) {
+			args = append(slices.Clone(args), "-n", ns)
+			out, _ := kubectl(ctx, "", args...)
+			GinkgoWriter.Printf("\n--- kubectl %s\n%s\n", strings.Join(args, " "), out)
+		}
+	}
 }
