@@ -336,16 +336,20 @@ func dataSafetySpecs(operator func() *operatorProcess) {
 				waitReady(ctx, mqNS, mq, "")
 				report("c: broker rolled (3 pods replaced)", "in %s", time.Since(start).Round(100*time.Millisecond))
 
-				By(fmt.Sprintf("scraping rabbitmq_prometheus on port %d of a broker pod: a queue-depth series per declared queue", resource.RabbitPrometheusPort))
+				By(fmt.Sprintf("scraping rabbitmq_prometheus on port %d of every broker pod: a queue-depth series per declared queue", resource.RabbitPrometheusPort))
 				Eventually(func(g Gomega) {
-					depth, err := rabbitQueueDepths(ctx, podIP(ctx, mqNS, pods[1]))
+					var ips []string
+					for _, pod := range pods {
+						ips = append(ips, podIP(ctx, mqNS, pod))
+					}
+					depth, err := rabbitQueueDepths(ctx, ips...)
 					g.Expect(err).NotTo(HaveOccurred())
 					for _, q := range mqOptions.queues {
 						g.Expect(depth).To(HaveKey(q), "a %s series for queue %s", resource.MetricRabbitReady, q)
 					}
 					g.Expect(depth["parser"]).To(BeEquivalentTo(messages), "the published messages show in the series")
 					report("c: rabbitmq_queue_messages_ready on :15692", "%v", depth)
-				}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(2 * time.Second).Should(Succeed())
+				}).WithContext(ctx).WithTimeout(2 * time.Minute).WithPolling(2 * time.Second).Should(Succeed())
 
 				By("consuming the queue parser and counting")
 				got, err := amqpDrain(ctx, brokerURL, podIP(ctx, mqNS, pods[1]), "parser")
@@ -800,39 +804,47 @@ func routedCorrectly(ctx context.Context, ns string, creds map[int]shardCredenti
 	return nil
 }
 
-// rabbitQueueDepths reads rabbitmq_queue_messages_ready per queue from a
-// broker pod's rabbitmq_prometheus endpoint, /metrics/per-object. (The pod's
-// advanced.config makes /metrics per object too, which the real-server test
-// in internal/resource proves; in this harness's nodes /metrics has stayed
-// aggregated, an open question of the harness.)
-func rabbitQueueDepths(ctx context.Context, ip string) (map[string]float64, error) {
-	url := fmt.Sprintf("http://%s/metrics/per-object", net.JoinHostPort(ip, strconv.Itoa(int(resource.RabbitPrometheusPort))))
+// rabbitQueueDepths sums rabbitmq_queue_messages_ready per queue over the
+// broker pods' rabbitmq_prometheus endpoints (/metrics, as the PodMonitor
+// scrapes it): each node reports the queues it leads, so the cluster's
+// queues are the union of its nodes', as Prometheus sums them.
+func rabbitQueueDepths(ctx context.Context, ips ...string) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, ip := range ips {
+		if err := addQueueDepths(ctx, ip, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func addQueueDepths(ctx context.Context, ip string, out map[string]float64) error {
+	url := fmt.Sprintf("http://%s/metrics", net.JoinHostPort(ip, strconv.Itoa(int(resource.RabbitPrometheusPort))))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	series := regexp.MustCompile(`(?m)^` + resource.MetricRabbitReady + `\{[^}]*queue="([^"]+)"[^}]*\} ([0-9.e+]+)$`)
-	out := map[string]float64{}
 	for _, m := range series.FindAllStringSubmatch(string(body), -1) {
 		v, err := strconv.ParseFloat(m[2], 64)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		out[m[1]] += v
 	}
-	return out, nil
+	return nil
 }
 
 func lost(written, verified map[int]int) int {
