@@ -62,6 +62,11 @@ func (w *childWriter) ensure(ctx context.Context, desired client.Object) (action
 	err := w.client.Get(ctx, client.ObjectKeyFromObject(desired), live)
 	if apierrors.IsNotFound(err) {
 		err = w.client.Create(ctx, desired.DeepCopyObject().(client.Object))
+		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+			// The namespace, and the platform with it, is going: nothing
+			// to make, and no error to retry.
+			return actionNone, nil
+		}
 		if !apierrors.IsAlreadyExists(err) {
 			return actionCreated, err
 		}
