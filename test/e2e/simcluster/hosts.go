@@ -92,16 +92,9 @@ func (rt *runtime) headlessRecords(pods []*corev1.Pod) []string {
 	}
 	var lines []string
 	for _, svc := range services {
-		if svc.Spec.ClusterIP != corev1.ClusterIPNone || len(svc.Spec.Selector) == 0 {
-			continue
-		}
-		sel := labels.SelectorFromSet(svc.Spec.Selector)
 		name := fmt.Sprintf("%s.%s.svc", svc.Name, svc.Namespace)
 		for _, p := range pods {
-			if p.Namespace != svc.Namespace || p.Status.PodIP == "" || p.DeletionTimestamp != nil || !sel.Matches(labels.Set(p.Labels)) {
-				continue
-			}
-			if svc.Spec.PublishNotReadyAddresses || podReady(p) {
+			if p.Status.PodIP != "" && p.DeletionTimestamp == nil && headlessAnswers(svc, p) {
 				lines = append(lines, fmt.Sprintf("%s\t%s %s.cluster.local\n", p.Status.PodIP, name, name))
 			}
 		}
@@ -115,7 +108,13 @@ func (rt *runtime) resolvable(p *corev1.Pod) bool {
 		return false
 	}
 	svc, err := rt.services.Services(p.Namespace).Get(p.Spec.Subdomain)
-	if err != nil || svc.Spec.ClusterIP != corev1.ClusterIPNone || len(svc.Spec.Selector) == 0 {
+	return err == nil && headlessAnswers(svc, p)
+}
+
+// headlessAnswers: cluster DNS answers the headless Service svc with pod p
+// (it selects p, and p is Ready or svc publishes not-ready addresses).
+func headlessAnswers(svc *corev1.Service, p *corev1.Pod) bool {
+	if svc.Spec.ClusterIP != corev1.ClusterIPNone || len(svc.Spec.Selector) == 0 || svc.Namespace != p.Namespace {
 		return false
 	}
 	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(p.Labels)) {
