@@ -88,15 +88,15 @@ func (r *ParserPlatformReconciler) reconcileMonitoring(ctx context.Context, p *p
 		}
 		// The rest is written anyway: alerts without the ServiceMonitor
 		// still watch the exporters.
-		out := r.applyMonitoring(ctx, p, served)
+		out, _ := r.applyMonitoring(ctx, p, served)
 		out.merge(res)
 		return out
 	}
-	res := r.applyMonitoring(ctx, p, served)
+	res, objs := r.applyMonitoring(ctx, p, served)
 	if len(res.errs)+len(res.refusals) == 0 {
 		var parts []string
-		for _, k := range served {
-			parts = append(parts, fmt.Sprintf("%s %s %s", k.build(p).GetKind(), resource.Name(p.Name), k.does))
+		for i, k := range served {
+			parts = append(parts, fmt.Sprintf("%s %s %s", objs[i].GetObjectKind().GroupVersionKind().Kind, objs[i].GetName(), k.does))
 		}
 		msg := strings.Join(parts, "; ")
 		for _, k := range missing {
@@ -107,28 +107,35 @@ func (r *ParserPlatformReconciler) reconcileMonitoring(ctx context.Context, p *p
 	return res
 }
 
-func (r *ParserPlatformReconciler) applyMonitoring(ctx context.Context, p *platformv1.ParserPlatform, kinds []monitoringKind) reconcileResult {
+// applyMonitoring writes the objects of kinds and returns them, in order.
+func (r *ParserPlatformReconciler) applyMonitoring(ctx context.Context, p *platformv1.ParserPlatform, kinds []monitoringKind) (reconcileResult, []client.Object) {
 	objs := make([]client.Object, 0, len(kinds))
 	for _, k := range kinds {
 		objs = append(objs, k.build(p))
 	}
-	return r.applyChildren(ctx, p, objs)
+	return r.applyChildren(ctx, p, objs), objs
 }
 
 // crdServed tells whether a CRD is installed, from the watched CRDs'
 // metadata in the cache. (API discovery through the REST mapper would keep
 // answering yes after the CRD is deleted.)
 func (r *ParserPlatformReconciler) crdServed(ctx context.Context, name string) (bool, error) {
+	present, deleting, err := r.crdState(ctx, name)
+	// Being deleted: the API server is deleting its objects.
+	return present && !deleting, err
+}
+
+// crdState says whether a CRD exists and whether it is being deleted.
+func (r *ParserPlatformReconciler) crdState(ctx context.Context, name string) (present, deleting bool, err error) {
 	crd := crdMetadata()
-	err := r.Get(ctx, client.ObjectKey{Name: name}, crd)
+	err = r.Get(ctx, client.ObjectKey{Name: name}, crd)
 	if apierrors.IsNotFound(err) {
-		return false, nil
+		return false, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("looking for the CRD %s: %w", name, err)
+		return false, false, fmt.Errorf("looking for the CRD %s: %w", name, err)
 	}
-	// Being deleted: the API server is deleting its objects.
-	return crd.DeletionTimestamp.IsZero(), nil
+	return true, !crd.DeletionTimestamp.IsZero(), nil
 }
 
 func (r *ParserPlatformReconciler) deleteMonitoringObject(ctx context.Context, p *platformv1.ParserPlatform, k monitoringKind) error {
