@@ -89,20 +89,15 @@ func (r *ParserPlatformReconciler) dropUnwantedScaledObjects(ctx context.Context
 		return nil
 	}
 	wanted := map[string]bool{}
-	for _, o := range plan.objects {
-		wanted[o.GetKind()+"/"+o.GetName()] = true
+	for _, name := range plan.scaledWorkers() {
+		wanted[name] = true
 	}
-	list := &unstructured.UnstructuredList{}
-	list.SetGroupVersionKind(resource.ScaledObjectGVK.GroupVersion().WithKind(resource.ScaledObjectGVK.Kind + "List"))
-	if err := r.List(ctx, list, client.InNamespace(p.Namespace), client.MatchingLabels(resource.InstanceSelector(p))); err != nil {
-		if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
-			return nil // the CRD went meanwhile
-		}
-		return fmt.Errorf("listing ScaledObjects: %w", err)
+	live, err := r.ownScaledObjects(ctx, p)
+	if err != nil {
+		return err
 	}
-	for i := range list.Items {
-		so := &list.Items[i]
-		if wanted[resource.ScaledObjectGVK.Kind+"/"+so.GetName()] || !isControlledBy(so, p) {
+	for _, so := range live {
+		if wanted[so.GetName()] {
 			continue
 		}
 		if err := client.IgnoreNotFound(r.Delete(ctx, so)); err != nil {
@@ -155,11 +150,20 @@ func (r *ParserPlatformReconciler) withoutContestedHPAs(ctx context.Context, p *
 	if err := r.List(ctx, live, client.InNamespace(p.Namespace), client.MatchingLabels(resource.InstanceSelector(p))); err != nil {
 		return nil, nil, fmt.Errorf("listing HPAs: %w", err)
 	}
-	foreign := map[string]bool{} // Deployments another HPA scales
+	foreign := map[string]bool{} // Deployments another autoscaler scales
 	for i := range live.Items {
 		if h := &live.Items[i]; !isControlledBy(h, p) {
 			foreign[h.Spec.ScaleTargetRef.Name] = true
 		}
+	}
+	// A ScaledObject still there (its CRD being deleted takes it, and
+	// KEDA's HPA, with it) scales its worker until it is gone.
+	scaled, err := r.ownScaledObjects(ctx, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, so := range scaled {
+		foreign[so.GetName()] = true
 	}
 	if len(foreign) == 0 {
 		return desired, nil, nil
@@ -174,6 +178,30 @@ func (r *ParserPlatformReconciler) withoutContestedHPAs(ctx context.Context, p *
 		out = append(out, o)
 	}
 	return out, held, nil
+}
+
+// ownScaledObjects are the ScaledObjects the platform controls (named like
+// their workers); none while KEDA's CRD is absent.
+func (r *ParserPlatformReconciler) ownScaledObjects(ctx context.Context, p *platformv1.ParserPlatform) ([]*unstructured.Unstructured, error) {
+	present, _, err := r.crdState(ctx, resource.ScaledObjectCRD)
+	if err != nil || !present {
+		return nil, err
+	}
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(resource.ScaledObjectGVK.GroupVersion().WithKind(resource.ScaledObjectGVK.Kind + "List"))
+	if err := r.List(ctx, list, client.InNamespace(p.Namespace), client.MatchingLabels(resource.InstanceSelector(p))); err != nil {
+		if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+			return nil, nil // the CRD went meanwhile
+		}
+		return nil, fmt.Errorf("listing ScaledObjects: %w", err)
+	}
+	var out []*unstructured.Unstructured
+	for i := range list.Items {
+		if isControlledBy(&list.Items[i], p) {
+			out = append(out, &list.Items[i])
+		}
+	}
+	return out, nil
 }
 
 // heldHPAObjects names the HPAs of held-back workers for the prune, which

@@ -34,8 +34,11 @@ var _ = Describe("Queue-aware worker scaling", Ordered, func() {
 			return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "KEDANotInstalled"
 		}))
 
-		// Two autoscalers on one Deployment at any moment is a failure.
-		var both atomic.Bool
+		// Two autoscalers on one Deployment at any moment is a failure. The
+		// two reads are not one snapshot, so the newcomer is read first:
+		// seen, the one it replaces must already be gone (read second, it
+		// cannot have come back in between unless both truly coexist).
+		var both, backToHPA atomic.Bool
 		watchCtx, stop := context.WithCancel(ctx)
 		defer stop()
 		go func() {
@@ -43,9 +46,13 @@ var _ = Describe("Queue-aware worker scaling", Ordered, func() {
 			for watchCtx.Err() == nil {
 				so := &unstructured.Unstructured{}
 				so.SetGroupVersionKind(operatorresource.ScaledObjectGVK)
-				hpaErr := get(ctx, &autoscalingv2.HorizontalPodAutoscaler{}, ns, worker)()
-				soErr := get(ctx, so, ns, worker)()
-				if hpaErr == nil && soErr == nil {
+				hpa := get(ctx, &autoscalingv2.HorizontalPodAutoscaler{}, ns, worker)
+				scaled := get(ctx, so, ns, worker)
+				first, second := scaled, hpa
+				if backToHPA.Load() {
+					first, second = hpa, scaled
+				}
+				if first() == nil && second() == nil {
 					both.Store(true)
 				}
 				time.Sleep(5 * time.Millisecond)
@@ -87,6 +94,7 @@ var _ = Describe("Queue-aware worker scaling", Ordered, func() {
 		Expect(ptr.Deref(d.Spec.Replicas, 0)).To(BeEquivalentTo(7))
 
 		By("removing KEDA's CRDs: the ScaledObjects go with them, the HPA comes back")
+		backToHPA.Store(true)
 		for _, crd := range crds {
 			Expect(k8sClient.Delete(ctx, crd)).To(Succeed())
 		}
