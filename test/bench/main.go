@@ -14,7 +14,10 @@
 //     --idle after convergence, and after an operator restart;
 //   - churn: --churn of every HPA's and Deployment's status rewritten every
 //     --churn-period, as a live cluster's controllers do: the operator's
-//     reconciles, writes, requests, server dials and CPU (churn.go).
+//     reconciles, writes, requests, server dials and CPU (churn.go);
+//   - trickle: one spec change every --trickle-period for --trickle, each
+//     to the next platform: time from the change to the child updated, and
+//     the work-queue wait (trickle.go).
 //
 // The operator runs as its own process (the binary `go build ./cmd` makes),
 // as a service-account user bound to config/rbac/role.yaml. Everything the
@@ -58,6 +61,7 @@ func init() {
 type options struct {
 	platforms, namespaces, repeat, inflight int
 	idle, timeout, churn, churnPeriod       time.Duration
+	trickle, tricklePeriod                  time.Duration
 	operatorArgs, operatorBinary            string
 	sample, crds, rbac, serviceRange        string
 	jsonOut, work                           string
@@ -74,6 +78,8 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.idle, "idle", 60*time.Second, "idle window after convergence, and after the restart")
 	fs.DurationVar(&o.churn, "churn", 60*time.Second, "status churn window after the idle one (0: none)")
 	fs.DurationVar(&o.churnPeriod, "churn-period", 15*time.Second, "how often the churn rewrites every HPA's and Deployment's status")
+	fs.DurationVar(&o.trickle, "trickle", 30*time.Second, "spec-change trickle window after the churn one (0: none)")
+	fs.DurationVar(&o.tricklePeriod, "trickle-period", 500*time.Millisecond, "how often the trickle changes a platform's spec")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up on a convergence after this long")
 	fs.StringVar(&o.operatorArgs, "operator-args", "", "extra flags for the operator, e.g. \"--max-concurrent-reconciles=8 --kube-api-qps=200\"")
 	fs.StringVar(&o.operatorBinary, "operator-binary", "", "use this operator binary instead of building ./cmd")

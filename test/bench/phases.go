@@ -219,6 +219,9 @@ func (e *env) manyPlatforms(ctx context.Context) error {
 	if err := e.churn(ctx, op); err != nil {
 		return fmt.Errorf("churn: %w", err)
 	}
+	if err := e.trickle(ctx, op); err != nil {
+		return fmt.Errorf("trickle: %w", err)
+	}
 	op.stop()
 	return e.restart(ctx, len(platforms))
 }

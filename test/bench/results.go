@@ -27,6 +27,7 @@ type results struct {
 	Idle              window
 	Restart           restartWindow
 	Churn             churnWindow
+	Trickle           trickleWindow
 }
 
 type machine struct {
@@ -207,6 +208,7 @@ func (r *results) print(w io.Writer) {
 	r.printMany(p)
 	r.printIdle(p)
 	r.printChurn(p)
+	r.printTrickle(p)
 	r.printWrites(p)
 }
 
