@@ -94,12 +94,13 @@ func buildOperator(ctx context.Context, dir string) (string, error) {
 }
 
 // operatorArgs are the args of the chart's Deployment, with what running
-// outside a pod needs: the Lease's namespace (a pod would know its own), the
-// metrics endpoint over plain HTTP on a loopback port the test scrapes, and
-// no health probe server (nothing probes a process).
+// outside a pod needs: the Lease's namespace and the operator's own (the
+// one its platforms' NetworkPolicies admit it from; a pod reads both from its
+// service account), the metrics endpoint over plain HTTP on a loopback port
+// the test scrapes, and no health probe server (nothing probes a process).
 func operatorArgs(deploymentArgs []string, namespace string, metricsPort int) []string {
 	var args []string
-	leaderElect, leaseNamespace := false, false
+	leaderElect, leaseNamespace, operatorNamespace := false, false, false
 	for _, a := range deploymentArgs {
 		name, _, _ := strings.Cut(a, "=")
 		switch name {
@@ -109,11 +110,16 @@ func operatorArgs(deploymentArgs []string, namespace string, metricsPort int) []
 			leaderElect = a == "--leader-elect" || a == "--leader-elect=true"
 		case "--leader-election-namespace":
 			leaseNamespace = true
+		case "--operator-namespace":
+			operatorNamespace = true
 		}
 		args = append(args, a)
 	}
 	if leaderElect && !leaseNamespace {
 		args = append(args, "--leader-election-namespace="+namespace)
+	}
+	if !operatorNamespace {
+		args = append(args, "--operator-namespace="+namespace)
 	}
 	return append(args,
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
