@@ -44,10 +44,12 @@ func (m *MonitoringSpec) ExporterOn(e ExporterSpec) bool {
 // DashboardOn tells whether the Grafana dashboard ConfigMap is made (default on).
 func (m *MonitoringSpec) DashboardOn() bool { return ptr.Deref(m.Dashboard, true) }
 
-// EffectiveAlerts is AlertsSpec with every threshold resolved.
+// EffectiveAlerts is AlertsSpec with every threshold resolved. It is computed
+// by the operator and never serialized, so no field is part of the API
+// (json:"-").
 type EffectiveAlerts struct {
-	NotReadyFor, DownFor, BacklogFor, ReconcileErrorsFor, BackupMaxAge string
-	QueueBacklog                                                       int32
+	NotReadyFor, DownFor, BacklogFor, ReconcileErrorsFor, BackupMaxAge string `json:"-"`
+	QueueBacklog                                                       int32  `json:"-"`
 }
 
 // EffectiveAlerts resolves spec.monitoring.alerts.

@@ -26,7 +26,7 @@ type QueueAutoscaling struct {
 // nginx-prometheus-exporter reads nginx's stub_status on the pod's loopback.
 type ExportersSpec struct {
 	// enabled turns every exporter on (default) or off.
-	// +kubebuilder:default=true
+	// +default=true
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
 
@@ -67,7 +67,7 @@ type ExporterSpec struct {
 type AlertsSpec struct {
 	// notReadyFor is how long the platform may stay not Ready before
 	// ParserPlatformNotReady fires.
-	// +kubebuilder:default="10m"
+	// +default="10m"
 	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h|d|w|y))+$`
 	// +optional
 	NotReadyFor string `json:"notReadyFor,omitempty"`
@@ -75,28 +75,28 @@ type AlertsSpec struct {
 	// downFor is how long a shard, the cache or the broker may be down (or
 	// the cache's slots unserved, the broker partitioned) before its alert
 	// fires.
-	// +kubebuilder:default="5m"
+	// +default="5m"
 	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h|d|w|y))+$`
 	// +optional
 	DownFor string `json:"downFor,omitempty"`
 
 	// queueBacklog is the number of ready messages in one queue above which
 	// a growing backlog, or workers at their maximum replicas, is alerted on.
-	// +kubebuilder:default=1000
+	// +default=1000
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	QueueBacklog int32 `json:"queueBacklog,omitempty"`
 
 	// backlogFor is how long a backlog must keep growing (or the workers
 	// stay at their maximum with a backlog) before the alert fires.
-	// +kubebuilder:default="15m"
+	// +default="15m"
 	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h|d|w|y))+$`
 	// +optional
 	BacklogFor string `json:"backlogFor,omitempty"`
 
 	// reconcileErrorsFor is how long the operator may keep failing to
 	// reconcile the platform before ParserPlatformReconcileErrors fires.
-	// +kubebuilder:default="15m"
+	// +default="15m"
 	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h|d|w|y))+$`
 	// +optional
 	ReconcileErrorsFor string `json:"reconcileErrorsFor,omitempty"`
@@ -104,7 +104,7 @@ type AlertsSpec struct {
 	// backupMaxAge is the age of the newest complete backup above which
 	// ParserPlatformBackupTooOld fires (only with spec.backup); leave room
 	// for one schedule period and a backup's duration.
-	// +kubebuilder:default="26h"
+	// +default="26h"
 	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h|d|w|y))+$`
 	// +optional
 	BackupMaxAge string `json:"backupMaxAge,omitempty"`

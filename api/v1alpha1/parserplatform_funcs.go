@@ -17,14 +17,16 @@ const (
 	DefaultMetricsPort                   int32 = 9090
 )
 
-// EffectiveAutoscaling is an HPA setting with every field resolved.
+// EffectiveAutoscaling is an HPA setting with every field resolved. It is
+// computed by the operator and never serialized, so no field is part of the
+// API (json:"-").
 type EffectiveAutoscaling struct {
-	Enabled                       bool
-	MinReplicas                   int32
-	MaxReplicas                   int32
-	TargetCPUUtilization          int32
-	TargetMemoryUtilization       int32 // 0: no memory metric
-	ScaleDownStabilizationSeconds int32
+	Enabled                       bool  `json:"-"`
+	MinReplicas                   int32 `json:"-"`
+	MaxReplicas                   int32 `json:"-"`
+	TargetCPUUtilization          int32 `json:"-"`
+	TargetMemoryUtilization       int32 `json:"-"` // 0: no memory metric
+	ScaleDownStabilizationSeconds int32 `json:"-"`
 }
 
 // platformAutoscaling resolves spec.autoscaling, filling in the Default*

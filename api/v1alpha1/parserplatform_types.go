@@ -26,12 +26,15 @@ import (
 // +kubebuilder:validation:XValidation:rule="!self.spec.services.exists(s, size(self.metadata.name) + 1 + size(s.name) > 63) || !self.spec.services.exists(s, s.name.matches('-[0-9a-f]{8}$'))",messageExpression="'services[].name: %s end in a hyphen and 8 hex digits, the suffix the operator gives child names it shortens, and %s is long enough to be shortened (%s-<service> over 63 characters): two children could get one name; rename the service'.format([self.spec.services.filter(s, s.name.matches('-[0-9a-f]{8}$')).map(s, s.name), self.spec.services.filter(s, size(self.metadata.name) + 1 + size(s.name) > 63).map(s, s.name), self.metadata.name])",message="services[].name must not end in a hyphen and 8 hex digits while another service name is long enough to be shortened: two children could get one name",fieldPath=".spec.services"
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.queues) || !has(self.spec.queues.queues) || !self.spec.queues.queues.exists(q, size(self.metadata.name) + 8 + size(q.name) > 63) || !self.spec.queues.queues.exists(q, q.name.matches('-[0-9a-f]{8}$'))",messageExpression="'queues.queues[].name: %s end in a hyphen and 8 hex digits, the suffix the operator gives child names it shortens, and %s is long enough to be shortened (%s-worker-<queue> over 63 characters): two workers could get one name; rename the queue'.format([self.spec.queues.queues.filter(q, q.name.matches('-[0-9a-f]{8}$')).map(q, q.name), self.spec.queues.queues.filter(q, size(self.metadata.name) + 8 + size(q.name) > 63).map(q, q.name), self.metadata.name])",message="queues.queues[].name must not end in a hyphen and 8 hex digits while another queue name is long enough to be shortened: two workers could get one name",fieldPath=".spec.queues.queues"
 type ParserPlatform struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the platform's name, namespace, labels and annotations.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// spec declares the desired platform.
 	// +required
-	Spec ParserPlatformSpec `json:"spec"`
+	Spec ParserPlatformSpec `json:"spec,omitzero"`
 
 	// status is what the operator observed of the platform's children.
 	// +optional
@@ -78,15 +81,15 @@ type ParserPlatformSpec struct {
 	// deletionPolicy says what happens to the data volumes (shards, cache,
 	// broker) when the platform is deleted: Retain (default) keeps them,
 	// Delete removes them.
-	// +kubebuilder:default=Retain
+	// +default="Retain"
 	// +optional
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 
 	// autoscaling holds the HorizontalPodAutoscaler defaults for services,
 	// the gateway and queue workers; each may override them.
-	// +kubebuilder:default={}
+	// +default={}
 	// +optional
-	Autoscaling AutoscalingSpec `json:"autoscaling,omitempty"`
+	Autoscaling AutoscalingSpec `json:"autoscaling,omitempty,omitzero"`
 
 	// services are the platform's microservices (auth, comments, parser,
 	// analytics, ...). Each gets a Deployment, a Service, an HPA and a PDB
@@ -97,27 +100,27 @@ type ParserPlatformSpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:XValidation:rule="self.all(s, self.exists_one(t, t.port == s.port))",messageExpression="'services[].port must be unique among services; these share a port: %s'.format([self.filter(s, !self.exists_one(t, t.port == s.port)).map(s, '%s (%d)'.format([s.name, s.port]))])",message="services[].port must be unique among services"
 	// +required
-	Services []ServiceSpec `json:"services"`
+	Services []ServiceSpec `json:"services,omitempty"`
 
 	// gateway is the API gateway that proxies /{service}/{path} to the
 	// services found in the registry.
 	// +required
-	Gateway GatewaySpec `json:"gateway"`
+	Gateway GatewaySpec `json:"gateway,omitzero"`
 
 	// loadBalancer is the nginx in front of the gateway.
-	// +kubebuilder:default={}
+	// +default={}
 	// +optional
-	LoadBalancer LoadBalancerSpec `json:"loadBalancer,omitempty"`
+	LoadBalancer LoadBalancerSpec `json:"loadBalancer,omitempty,omitzero"`
 
 	// database is the PostgreSQL tier, sharded by md5(key) mod shards.
-	// +kubebuilder:default={}
+	// +default={}
 	// +optional
-	Database DatabaseSpec `json:"database,omitempty"`
+	Database DatabaseSpec `json:"database,omitempty,omitzero"`
 
 	// cache is the Redis Cluster cache.
-	// +kubebuilder:default={}
+	// +default={}
 	// +optional
-	Cache CacheSpec `json:"cache,omitempty"`
+	Cache CacheSpec `json:"cache,omitempty,omitzero"`
 
 	// queues are the Celery broker, its queues and one worker Deployment
 	// per queue.
@@ -125,9 +128,9 @@ type ParserPlatformSpec struct {
 	Queues *QueuesSpec `json:"queues,omitempty"`
 
 	// monitoring says how the platform is scraped by Prometheus.
-	// +kubebuilder:default={}
+	// +default={}
 	// +optional
-	Monitoring MonitoringSpec `json:"monitoring,omitempty"`
+	Monitoring MonitoringSpec `json:"monitoring,omitempty,omitzero"`
 
 	// networkPolicy narrows the egress of the application pods (the
 	// platform's NetworkPolicies isolate every pod in any case).
@@ -148,19 +151,19 @@ type ParserPlatformSpec struct {
 type AutoscalingSpec struct {
 	// enabled creates an HPA for every service, the gateway and every worker
 	// that does not turn it off; their replicas then belong to the HPA.
-	// +kubebuilder:default=true
+	// +default=true
 	// +optional
 	Enabled *bool `json:"enabled,omitempty"`
 
 	// minReplicas is the HPA's lower bound.
-	// +kubebuilder:default=3
+	// +default=3
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	// +optional
 	MinReplicas int32 `json:"minReplicas,omitempty"`
 
 	// maxReplicas is the HPA's upper bound.
-	// +kubebuilder:default=20
+	// +default=20
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	// +optional
@@ -168,7 +171,7 @@ type AutoscalingSpec struct {
 
 	// targetCPUUtilizationPercentage is the average CPU use, as a percentage
 	// of the CPU request, that the HPA aims for.
-	// +kubebuilder:default=70
+	// +default=70
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
 	// +optional
@@ -177,7 +180,7 @@ type AutoscalingSpec struct {
 	// targetMemoryUtilizationPercentage is the average memory use, as a
 	// percentage of the memory request, that the HPA aims for; 0 turns the
 	// memory metric off.
-	// +kubebuilder:default=80
+	// +default=80
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	// +optional
@@ -185,7 +188,7 @@ type AutoscalingSpec struct {
 
 	// scaleDownStabilizationSeconds is how long the HPA waits for load to stay
 	// low before it removes replicas, so short dips do not cause flapping.
-	// +kubebuilder:default=300
+	// +default=300
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=3600
 	// +optional
@@ -244,21 +247,21 @@ type ServiceSpec struct {
 	// +kubebuilder:validation:MaxLength=30
 	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
 	// +required
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 
 	// image of the service's container.
 	// +kubebuilder:validation:MinLength=1
 	// +required
-	Image string `json:"image"`
+	Image string `json:"image,omitempty"`
 
 	// port the service listens on (in config/samples: auth :8001, comments :8002, ...).
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	// +required
-	Port int32 `json:"port"`
+	Port int32 `json:"port,omitempty"`
 
 	// replicas is used only when autoscaling is off for this service.
-	// +kubebuilder:default=2
+	// +default=2
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000
 	// +optional
@@ -311,17 +314,17 @@ type GatewaySpec struct {
 	// image of the gateway container.
 	// +kubebuilder:validation:MinLength=1
 	// +required
-	Image string `json:"image"`
+	Image string `json:"image,omitempty"`
 
 	// port the gateway listens on.
-	// +kubebuilder:default=8080
+	// +default=8080
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
 	Port int32 `json:"port,omitempty"`
 
 	// replicas is used only when autoscaling is off for the gateway.
-	// +kubebuilder:default=2
+	// +default=2
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000
 	// +optional
@@ -349,20 +352,20 @@ type LoadBalancerServiceType string
 type LoadBalancerSpec struct {
 	// image of nginx. It must run as a non-root user and listen on an
 	// unprivileged port, as nginxinc/nginx-unprivileged does.
-	// +kubebuilder:default="nginxinc/nginx-unprivileged:1.27-alpine"
+	// +default="nginxinc/nginx-unprivileged:1.27-alpine"
 	// +kubebuilder:validation:MinLength=1
 	// +optional
 	Image string `json:"image,omitempty"`
 
 	// replicas of nginx.
-	// +kubebuilder:default=2
+	// +default=2
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=100
 	// +optional
 	Replicas int32 `json:"replicas,omitempty"`
 
 	// port of the load balancer's Service.
-	// +kubebuilder:default=80
+	// +default=80
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
@@ -370,7 +373,7 @@ type LoadBalancerSpec struct {
 
 	// serviceType of the load balancer's Service: ClusterIP, NodePort or
 	// LoadBalancer.
-	// +kubebuilder:default=LoadBalancer
+	// +default="LoadBalancer"
 	// +optional
 	ServiceType LoadBalancerServiceType `json:"serviceType,omitempty"`
 
@@ -399,7 +402,7 @@ type DatabaseSpec struct {
 	// shards is the number of PostgreSQL StatefulSets. It cannot change after
 	// creation: keys are routed by md5(key) mod shards, so another count would
 	// strand the data already written.
-	// +kubebuilder:default=1
+	// +default=1
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=64
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",messageExpression="'database.shards cannot change after creation (from %d to %d): keys are routed by md5(key) mod shards, so a new count would strand data on the old shards%s; keep %d'.format([oldSelf, self, self < oldSelf ? ', and lowering it would leave shards %d..%d unreachable'.format([self, oldSelf - 1]) : '', oldSelf])",message="database.shards cannot change after creation: keys are routed by md5(key) mod shards, so a new count would strand data on the old shards"
@@ -407,7 +410,7 @@ type DatabaseSpec struct {
 	Shards int32 `json:"shards,omitempty"`
 
 	// image of PostgreSQL.
-	// +kubebuilder:default="postgres:16-alpine"
+	// +default="postgres:16-alpine"
 	// +kubebuilder:validation:MinLength=1
 	// +optional
 	Image string `json:"image,omitempty"`
@@ -431,21 +434,21 @@ type DatabaseSpec struct {
 type CacheSpec struct {
 	// masters is the number of Redis Cluster masters (at least 3, as Redis
 	// Cluster needs a majority of masters to fail over).
-	// +kubebuilder:default=3
+	// +default=3
 	// +kubebuilder:validation:Minimum=3
 	// +kubebuilder:validation:Maximum=100
 	// +optional
 	Masters int32 `json:"masters,omitempty"`
 
 	// replicasPerMaster is the number of replicas each master gets.
-	// +kubebuilder:default=1
+	// +default=1
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=5
 	// +optional
 	ReplicasPerMaster *int32 `json:"replicasPerMaster,omitempty"`
 
 	// image of Redis (7.x).
-	// +kubebuilder:default="redis:7.2-alpine"
+	// +default="redis:7.2-alpine"
 	// +kubebuilder:validation:MinLength=1
 	// +optional
 	Image string `json:"image,omitempty"`
@@ -475,9 +478,9 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.queues) || size(self.queues) == 0 || (has(self.workers) && has(self.workers.image))",message="queues.workers.image is required when queues are declared: every queue gets a worker Deployment running it",fieldPath=".workers.image",reason=FieldValueRequired
 type QueuesSpec struct {
 	// broker is the message broker the workers read from.
-	// +kubebuilder:default={}
+	// +default={}
 	// +optional
-	Broker BrokerSpec `json:"broker,omitempty"`
+	Broker BrokerSpec `json:"broker,omitempty,omitzero"`
 
 	// workers is what every queue's worker Deployment runs.
 	// +optional
@@ -497,7 +500,7 @@ type BrokerSpec struct {
 	// type is rabbitmq (default) or redis. It cannot change after
 	// creation: a broker of the other type would start on the same volumes
 	// and the tasks queued in the old one would be abandoned.
-	// +kubebuilder:default=rabbitmq
+	// +default="rabbitmq"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",messageExpression="'queues.broker.type cannot change after creation (from %s to %s): the new broker would start on the volumes of the old one and the tasks queued in it would be lost; drain the queues and create a new platform for the other type'.format([oldSelf, self])",message="queues.broker.type cannot change after creation: the tasks queued in the old broker would be lost"
 	// +optional
 	Type BrokerType `json:"type,omitempty"`
@@ -510,7 +513,7 @@ type BrokerSpec struct {
 	// replicas of the broker StatefulSet. It can grow but not shrink:
 	// RabbitMQ keeps each classic queue on one node, so removing nodes would
 	// strand the queues (and their messages) hosted on them.
-	// +kubebuilder:default=1
+	// +default=1
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=7
 	// +kubebuilder:validation:XValidation:rule="self >= oldSelf",messageExpression="'queues.broker.replicas cannot be lowered (from %d to %d): RabbitMQ keeps each queue on one node, and the queues and messages of the removed nodes would be stranded; keep %d'.format([oldSelf, self, oldSelf])",message="queues.broker.replicas cannot be lowered: the queues and messages of the removed nodes would be stranded"
@@ -534,7 +537,7 @@ type WorkersSpec struct {
 	Image string `json:"image,omitempty"`
 
 	// app is the Celery application: workers run celery -A <app> worker.
-	// +kubebuilder:default=vk_parser
+	// +default="vk_parser"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:Pattern=`^[A-Za-z_][A-Za-z0-9_.:]*$`
 	// +optional
@@ -557,7 +560,7 @@ type QueueSpec struct {
 	// +kubebuilder:validation:MaxLength=30
 	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
 	// +required
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 
 	// routingKey binds the queue to the exchange; defaults to the name.
 	// +kubebuilder:validation:MaxLength=255
@@ -571,14 +574,14 @@ type QueueSpec struct {
 	Tasks []string `json:"tasks,omitempty"`
 
 	// concurrency is the number of worker processes per pod.
-	// +kubebuilder:default=4
+	// +default=4
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=256
 	// +optional
 	Concurrency int32 `json:"concurrency,omitempty"`
 
 	// replicas is used only when autoscaling is off for this queue.
-	// +kubebuilder:default=1
+	// +default=1
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1000
 	// +optional
@@ -606,11 +609,12 @@ const (
 
 // MonitoringSpec says how Prometheus scrapes the platform.
 type MonitoringSpec struct {
-	// serviceMonitor: auto (default) creates a ServiceMonitor when the
-	// monitoring.coreos.com CRD exists, enabled asks for one, disabled never.
+	// serviceMonitor is the mode of the Prometheus Operator objects: auto
+	// (default) creates a ServiceMonitor when the monitoring.coreos.com CRD
+	// exists, enabled asks for one, disabled never.
 	// The same mode governs the PodMonitors and the PrometheusRule, each
 	// made while its own CRD exists.
-	// +kubebuilder:default=auto
+	// +default="auto"
 	// +optional
 	ServiceMonitor ServiceMonitorMode `json:"serviceMonitor,omitempty"`
 
@@ -618,7 +622,7 @@ type MonitoringSpec struct {
 	// workers serve Prometheus metrics. It must differ from every service
 	// port and from the platform's data ports (5432, 6379, 16379, 5672,
 	// 15672, 15692, 4369, 25672, 8080).
-	// +kubebuilder:default=9090
+	// +default=9090
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
 	// +optional
@@ -626,7 +630,7 @@ type MonitoringSpec struct {
 
 	// namespace is where Prometheus runs: the platform's NetworkPolicies let
 	// pods of this namespace, and only them, reach the metrics port.
-	// +kubebuilder:default=monitoring
+	// +default="monitoring"
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	// +optional
@@ -634,18 +638,18 @@ type MonitoringSpec struct {
 
 	// exporters are the Prometheus exporters that run beside the shards, the
 	// cache and the load balancer (on by default).
-	// +kubebuilder:default={}
+	// +default={}
 	// +optional
-	Exporters ExportersSpec `json:"exporters,omitempty"`
+	Exporters ExportersSpec `json:"exporters,omitempty,omitzero"`
 
 	// alerts are the thresholds of the platform's PrometheusRule.
-	// +kubebuilder:default={}
+	// +default={}
 	// +optional
-	Alerts AlertsSpec `json:"alerts,omitempty"`
+	Alerts AlertsSpec `json:"alerts,omitempty,omitzero"`
 
 	// dashboard makes a ConfigMap with the platform's Grafana dashboard,
 	// labelled grafana_dashboard: "1" for Grafana's dashboard sidecar.
-	// +kubebuilder:default=true
+	// +default=true
 	// +optional
 	Dashboard *bool `json:"dashboard,omitempty"`
 }
@@ -654,28 +658,32 @@ type MonitoringSpec struct {
 type ComponentStatus struct {
 	// name of the component: a service name, gateway, lb, db-<i>, cache,
 	// broker or worker-<queue>.
+	// +required
 	Name string `json:"name"`
 	// kind of the workload: Deployment or StatefulSet.
+	// +required
 	Kind string `json:"kind"`
 	// desiredReplicas is the replica count the workload asks for (the HPA's
 	// choice when an HPA owns it).
+	// +required
 	DesiredReplicas int32 `json:"desiredReplicas"`
 	// readyReplicas is the number of ready pods.
+	// +required
 	ReadyReplicas int32 `json:"readyReplicas"`
 }
 
 // ParserPlatformStatus is what the operator observed.
 type ParserPlatformStatus struct {
-	// observedGeneration is the spec generation the status describes.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-
-	// conditions: Ready, Progressing, Degraded, Paused and one per area
+	// conditions are Ready, Progressing, Degraded, Paused and one per area
 	// (ServicesReady, LoadBalancerReady, DatabaseReady, CacheReady, QueuesReady).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// components are the ready/desired replicas of every workload.
 	// +listType=map
@@ -710,13 +718,17 @@ type ParserPlatformStatus struct {
 // only with every slot assigned, none open and every node answering.
 type CacheClusterStatus struct {
 	// nodes that answered.
+	// +required
 	Nodes int32 `json:"nodes"`
 	// masters holding slots.
+	// +required
 	Masters int32 `json:"masters"`
 	// slotsAssigned of the 16384.
+	// +required
 	SlotsAssigned int32 `json:"slotsAssigned"`
 	// openSlots left migrating or importing (a migration in progress or
 	// interrupted; the operator finishes it first).
+	// +required
 	OpenSlots int32 `json:"openSlots"`
 }
 

@@ -19,12 +19,15 @@ import (
 // +kubebuilder:printcolumn:name="Set",type=string,JSONPath=`.status.backupSet`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ParserPlatformBackup struct {
-	metav1.TypeMeta   `json:",inline"`
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the backup's name, namespace, labels and annotations.
+	// +optional
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// spec names the platform to back up.
 	// +required
-	Spec ParserPlatformBackupSpec `json:"spec"`
+	Spec ParserPlatformBackupSpec `json:"spec,omitzero"`
 
 	// status is the backup's progress and, once Completed, its set.
 	// +optional
@@ -49,7 +52,7 @@ type ParserPlatformBackupSpec struct {
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.platform cannot change: a backup is of one platform; create another ParserPlatformBackup"
 	// +required
-	Platform string `json:"platform"`
+	Platform string `json:"platform,omitempty"`
 }
 
 // BackupPhase is where a ParserPlatformBackup is.
@@ -69,7 +72,7 @@ const (
 
 // ParserPlatformBackupStatus is what the operator did and found.
 type ParserPlatformBackupStatus struct {
-	// phase: Pending, Running, Completed or Failed.
+	// phase is Pending, Running, Completed or Failed.
 	// +optional
 	Phase BackupPhase `json:"phase,omitempty"`
 
@@ -100,12 +103,16 @@ type ParserPlatformBackupStatus struct {
 // BackupShardStatus is one shard's dump in a complete set.
 type BackupShardStatus struct {
 	// index of the shard.
+	// +required
 	Index int32 `json:"index"`
 	// object is the dump's key in the bucket.
+	// +required
 	Object string `json:"object"`
 	// size of the dump in bytes.
+	// +required
 	Size int64 `json:"size"`
 	// checksum of the dump: "sha256:<hex>".
+	// +required
 	Checksum string `json:"checksum"`
 	// lsn is the WAL position the dump is consistent at.
 	// +optional
@@ -125,12 +132,12 @@ type BackupSpec struct {
 	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(CRON_TZ=[^ ]+ +)?(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every +[0-9][0-9a-z.]*|[^ @]+( +[^ ]+){4})$')",message="backup.schedule must be a cron expression of five fields (minute hour day-of-month month day-of-week, e.g. \"0 3 * * *\"), or @hourly, @daily, @weekly, @monthly, @yearly, @every <duration>"
 	// +required
-	Schedule string `json:"schedule"`
+	Schedule string `json:"schedule,omitempty"`
 
 	// retain is the number of complete backup sets kept in the object store;
 	// older sets (and incomplete ones older than the newest complete set)
 	// are deleted after each backup.
-	// +kubebuilder:default=7
+	// +default=7
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000
 	// +optional
@@ -138,7 +145,7 @@ type BackupSpec struct {
 
 	// objectStore is where the sets are written.
 	// +required
-	ObjectStore ObjectStoreSpec `json:"objectStore"`
+	ObjectStore ObjectStoreSpec `json:"objectStore,omitzero"`
 }
 
 // ObjectStoreSpec is an S3-compatible bucket. Sets live under
@@ -153,14 +160,14 @@ type ObjectStoreSpec struct {
 	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(https?://)?[^/?#@ ]+/?$')",message="objectStore.endpoint must be scheme://host[:port] (https:// or http://) with no path, query or credentials: the bucket and prefix are separate fields"
 	// +required
-	Endpoint string `json:"endpoint"`
+	Endpoint string `json:"endpoint,omitempty"`
 
 	// bucket must exist; the operator never creates buckets.
 	// +kubebuilder:validation:MinLength=3
 	// +kubebuilder:validation:MaxLength=63
 	// +kubebuilder:validation:Pattern=`^[a-z0-9][a-z0-9.-]*[a-z0-9]$`
 	// +required
-	Bucket string `json:"bucket"`
+	Bucket string `json:"bucket,omitempty"`
 
 	// prefix is prepended to every key.
 	// +kubebuilder:validation:MaxLength=256
@@ -176,7 +183,7 @@ type ObjectStoreSpec struct {
 	// accessKeyId and secretAccessKey. Jobs mount it read-only; its values
 	// never appear in a command line or an environment literal.
 	// +required
-	SecretRef SecretRef `json:"secretRef"`
+	SecretRef SecretRef `json:"secretRef,omitzero"`
 
 	// insecureSkipTLSVerify accepts any certificate from the endpoint: for
 	// test stores only.
@@ -195,7 +202,7 @@ type SecretRef struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +required
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 }
 
 // RestoreSpec says which backup set fills the shards at creation.
@@ -203,7 +210,7 @@ type RestoreSpec struct {
 	// objectStore holds the set (the same shape as spec.backup.objectStore;
 	// sets are looked up under <prefix>/<namespace>/<sourcePlatform>/).
 	// +required
-	ObjectStore ObjectStoreSpec `json:"objectStore"`
+	ObjectStore ObjectStoreSpec `json:"objectStore,omitzero"`
 
 	// backupSet is a set ID (20261201T203000Z-1a2b3c) or latest, the newest
 	// complete set. It is resolved once; every shard restores from that set.
