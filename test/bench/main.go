@@ -17,7 +17,11 @@
 //     reconciles, writes, requests, server dials and CPU (churn.go);
 //   - trickle: one spec change every --trickle-period for --trickle, each
 //     to the next platform: time from the change to the child updated, and
-//     the work-queue wait (trickle.go).
+//     the work-queue wait (trickle.go);
+//   - migration: on a simulated cluster of its own (real redis-servers),
+//     three caches holding --migration-keys keys each scale out from 3 to
+//     4 masters while a fourth platform's spec changes: that platform's
+//     change-to-child times, and the keys counted after (migration.go).
 //
 // The operator runs as its own process (the binary `go build ./cmd` makes),
 // as a service-account user bound to config/rbac/role.yaml. Everything the
@@ -62,6 +66,7 @@ type options struct {
 	platforms, namespaces, repeat, inflight int
 	idle, timeout, churn, churnPeriod       time.Duration
 	trickle, tricklePeriod                  time.Duration
+	migrationKeys                           int
 	operatorArgs, operatorBinary            string
 	sample, crds, rbac, serviceRange        string
 	jsonOut, work                           string
@@ -80,6 +85,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.churnPeriod, "churn-period", 15*time.Second, "how often the churn rewrites every HPA's and Deployment's status")
 	fs.DurationVar(&o.trickle, "trickle", 30*time.Second, "spec-change trickle window after the churn one (0: none)")
 	fs.DurationVar(&o.tricklePeriod, "trickle-period", 500*time.Millisecond, "how often the trickle changes a platform's spec")
+	fs.IntVar(&o.migrationKeys, "migration-keys", 100000, "keys in each of the 3 caches the migration phase scales out, on a simulated cluster with real redis-servers (0: no migration phase)")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up on a convergence after this long")
 	fs.StringVar(&o.operatorArgs, "operator-args", "", "extra flags for the operator, e.g. \"--max-concurrent-reconciles=8 --kube-api-qps=200\"")
 	fs.StringVar(&o.operatorBinary, "operator-binary", "", "use this operator binary instead of building ./cmd")
@@ -175,6 +181,9 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	if err := e.plainMany(ctx); err != nil {
 		return fmt.Errorf("plain loop over many platforms: %w", err)
+	}
+	if err := e.migration(ctx); err != nil {
+		return fmt.Errorf("migration: %w", err)
 	}
 	e.res.Finished = time.Now()
 	e.res.Machine.LoadAfter = loadAverage()

@@ -28,6 +28,7 @@ type results struct {
 	Restart           restartWindow
 	Churn             churnWindow
 	Trickle           trickleWindow
+	Migration         migrationWindow
 }
 
 type machine struct {
@@ -209,6 +210,7 @@ func (r *results) print(w io.Writer) {
 	r.printIdle(p)
 	r.printChurn(p)
 	r.printTrickle(p)
+	r.printMigration(p)
 	r.printWrites(p)
 }
 

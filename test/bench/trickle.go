@@ -73,7 +73,7 @@ func (e *env) trickle(ctx context.Context, op *operatorProcess) error {
 		image := fmt.Sprintf("%s-trickle.%d", svc.image, i)
 		deployment := types.NamespacedName{Namespace: p.namespace, Name: resource.Name(p.name, svc.name)}
 		watch.expect(deployment, image)
-		if err := e.setServiceImage(ctx, p, image); err != nil {
+		if err := setServiceImage(ctx, e.c.adminClient, p, image); err != nil {
 			return err
 		}
 		w.Changes++
@@ -128,7 +128,7 @@ func firstService(sample *unstructured.Unstructured) (service, error) {
 
 // setServiceImage patches one platform's first service image, as `kubectl
 // patch --type=json` would.
-func (e *env) setServiceImage(ctx context.Context, p *platformSpec, image string) error {
+func setServiceImage(ctx context.Context, c client.Client, p *platformSpec, image string) error {
 	patch, err := json.Marshal([]map[string]any{{"op": "replace", "path": "/spec/services/0/image", "value": image}})
 	if err != nil {
 		return err
@@ -137,7 +137,7 @@ func (e *env) setServiceImage(ctx context.Context, p *platformSpec, image string
 	obj.SetGroupVersionKind(platformGVR.GroupVersion().WithKind("ParserPlatform"))
 	obj.SetNamespace(p.namespace)
 	obj.SetName(p.name)
-	return e.c.adminClient.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch))
+	return c.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch))
 }
 
 // imageWatch watches the operator's Deployments and times when each
