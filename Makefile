@@ -45,9 +45,14 @@ vet: ## go vet.
 
 GOLANGCI_LINT ?= $(shell hack/tool.sh golangci-lint)
 
+# kube-api-linter on the CRD types in api/, with .golangci-kal.yml: a
+# golangci-lint with KAL compiled in, built and cached by the script.
+KUBE_API_LINT ?= hack/kube-api-lint.sh
+
 .PHONY: lint
-lint: ## golangci-lint v2 with .golangci.yml (the binary from hack/tool.sh: release download, else a source build, ~5 min once).
+lint: ## golangci-lint v2 with .golangci.yml (the binary from hack/tool.sh: release download, else a source build, ~5 min once), then kube-api-linter on api/ (hack/kube-api-lint.sh, .golangci-kal.yml; built once, ~1 min).
 	$(GOLANGCI_LINT) run ./...
+	$(KUBE_API_LINT) ./api/...
 
 .PHONY: envtest
 envtest: ## Print the directory of the envtest binaries (kube-apiserver, etcd), building them if needed.
