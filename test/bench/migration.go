@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -101,9 +102,33 @@ func (e *env) migration(ctx context.Context) (err error) {
 		return err
 	}
 	defer op.stop()
-
 	names := []string{"mig-0", "mig-1", "mig-2", "mig-steady"}
-	for _, ns := range names {
+	if err := createMigrationPlatforms(ctx, c, names, e.o.timeout); err != nil {
+		return err
+	}
+	scaling, steady := names[:w.Scaling], &platformSpec{name: "vk", namespace: names[w.Scaling]}
+	if err := e.fillCaches(ctx, c, scaling); err != nil {
+		return err
+	}
+	watch, err := watchImages(ctx, sc.Config)
+	if err != nil {
+		return err
+	}
+	defer watch.stop()
+	m0, err := op.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	if err := e.scaleOutWhileChanging(ctx, c, watch, scaling, steady); err != nil {
+		return err
+	}
+	return e.migrationFigures(ctx, c, op, m0, watch, scaling)
+}
+
+// createMigrationPlatforms creates one platform "vk" in each namespace and
+// waits until each is Ready with a 3-master cache.
+func createMigrationPlatforms(ctx context.Context, c client.Client, namespaces []string, timeout time.Duration) error {
+	for _, ns := range namespaces {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return err
 		}
@@ -115,13 +140,19 @@ func (e *env) migration(ctx context.Context) (err error) {
 			return fmt.Errorf("creating platform %s/vk: %w", ns, err)
 		}
 	}
-	progress("migration: waiting for 4 platforms to be Ready (3-master caches)")
-	for _, ns := range names {
-		if err := waitCache(ctx, c, ns, 3, e.o.timeout); err != nil {
+	progress("migration: waiting for %d platforms to be Ready (3-master caches)", len(namespaces))
+	for _, ns := range namespaces {
+		if err := waitCache(ctx, c, ns, 3, timeout); err != nil {
 			return err
 		}
 	}
-	scaling := names[:w.Scaling]
+	return nil
+}
+
+// fillCaches writes the phase's keys into each scaling platform's cache
+// and counts them.
+func (e *env) fillCaches(ctx context.Context, c client.Client, scaling []string) error {
+	w := &e.res.Migration
 	for _, ns := range scaling {
 		progress("migration: writing %d keys into %s/vk's cache", w.KeysPerCache, ns)
 		if err := writeKeys(ctx, c, ns, w.KeysPerCache); err != nil {
@@ -133,17 +164,15 @@ func (e *env) migration(ctx context.Context) (err error) {
 		}
 		w.Caches = append(w.Caches, cacheMigration{Platform: ns + "/vk", KeysBefore: n})
 	}
+	return nil
+}
 
-	watch, err := watchImages(ctx, sc.Config)
-	if err != nil {
-		return err
-	}
-	defer watch.stop()
-	m0, err := op.scrape(ctx)
-	if err != nil {
-		return err
-	}
-	progress("migration: scaling %d caches 3 -> 4 masters while %s/vk's spec changes every %s", w.Scaling, names[3], e.o.tricklePeriod)
+// scaleOutWhileChanging patches the scaling platforms to 4 masters and,
+// until all of them are there, changes the steady platform's service image
+// every trickle period.
+func (e *env) scaleOutWhileChanging(ctx context.Context, c client.Client, watch *imageWatch, scaling []string, steady *platformSpec) error {
+	w := &e.res.Migration
+	progress("migration: scaling %d caches 3 -> 4 masters while %s/vk's spec changes every %s", len(scaling), steady.namespace, w.Period)
 	start := time.Now()
 	for _, ns := range scaling {
 		patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"cache":{"masters":4}}}`))
@@ -152,48 +181,38 @@ func (e *env) migration(ctx context.Context) (err error) {
 		}
 	}
 	done := make(chan error, 1)
-	var mu sync.Mutex
-	go func() {
-		var wg sync.WaitGroup
-		errs := make([]error, len(scaling))
-		for i, ns := range scaling {
-			wg.Go(func() {
-				errs[i] = waitCache(ctx, c, ns, 4, e.o.timeout)
-				mu.Lock()
-				w.Caches[i].Took = time.Since(start)
-				mu.Unlock()
-			})
-		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	steady := &platformSpec{name: "vk", namespace: names[3]}
+	go func() { done <- e.waitScaledOut(ctx, c, scaling, start) }()
 	svc := service{name: "auth", image: "registry.example.com/vk-parser/auth:1.4.0"}
+	deployment := types.NamespacedName{Namespace: steady.namespace, Name: resource.Name(steady.name, svc.name)}
 	for i := 0; ; i++ {
 		select {
 		case err := <-done:
-			if err != nil {
-				return err
-			}
 			w.Took = time.Since(start)
-			return e.migrationFigures(ctx, c, op, m0, watch, scaling)
-		case <-time.After(e.o.tricklePeriod):
+			return err
+		case <-time.After(w.Period):
 		}
 		image := fmt.Sprintf("%s-migration.%d", svc.image, i)
-		watch.expect(types.NamespacedName{Namespace: steady.namespace, Name: resource.Name(steady.name, svc.name)}, image)
+		watch.expect(deployment, image)
 		if err := setServiceImage(ctx, c, steady, image); err != nil {
 			return err
 		}
-		mu.Lock()
 		w.Changes++
-		mu.Unlock()
 	}
+}
+
+// waitScaledOut waits for every scaling cache to reach 4 masters and
+// records when each did.
+func (e *env) waitScaledOut(ctx context.Context, c client.Client, scaling []string, start time.Time) error {
+	errs := make([]error, len(scaling))
+	var wg sync.WaitGroup
+	for i, ns := range scaling {
+		wg.Go(func() {
+			errs[i] = waitCache(ctx, c, ns, 4, e.o.timeout)
+			e.res.Migration.Caches[i].Took = time.Since(start) // each goroutine its own element
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func (e *env) migrationFigures(ctx context.Context, c client.Client, op *operatorProcess, m0 families, watch *imageWatch, scaling []string) error {

@@ -213,6 +213,16 @@ func (e *env) manyPlatforms(ctx context.Context) error {
 	}
 	progress("many platforms: settled after %s more; operator peak RSS %s", seconds(m.Settle), mib(m.Operator.PeakRSS))
 
+	if err := e.overConverged(ctx, op); err != nil {
+		return err
+	}
+	op.stop()
+	return e.restart(ctx, len(platforms))
+}
+
+// overConverged runs the phases over the converged platforms, with the
+// operator that converged them: idle, churn, trickle.
+func (e *env) overConverged(ctx context.Context, op *operatorProcess) error {
 	if err := e.idle(ctx, op); err != nil {
 		return err
 	}
@@ -222,8 +232,7 @@ func (e *env) manyPlatforms(ctx context.Context) error {
 	if err := e.trickle(ctx, op); err != nil {
 		return fmt.Errorf("trickle: %w", err)
 	}
-	op.stop()
-	return e.restart(ctx, len(platforms))
+	return nil
 }
 
 // operatorFigures reads what the operator's own metrics and log say.

@@ -114,8 +114,11 @@ type service struct{ name, image string }
 // firstService is the sample's first service: the one the trickle edits.
 func firstService(sample *unstructured.Unstructured) (service, error) {
 	list, _, err := unstructured.NestedSlice(sample.Object, "spec", "services")
-	if err != nil || len(list) == 0 {
-		return service{}, fmt.Errorf("the sample declares no service to change (spec.services): %v", err)
+	if err != nil {
+		return service{}, fmt.Errorf("the sample's spec.services: %w", err)
+	}
+	if len(list) == 0 {
+		return service{}, fmt.Errorf("the sample declares no service (spec.services) for the trickle to change")
 	}
 	first, _ := list[0].(map[string]any)
 	name, _ := first["name"].(string)
