@@ -44,7 +44,7 @@ func RenderNginxConf(p *platformv1.ParserPlatform) string {
 	err := nginxConfTemplate.Execute(&buf, map[string]any{
 		"Platform":    p.Name,
 		"Namespace":   p.Namespace,
-		"GatewayHost": ServiceHost(p, "gateway"),
+		"GatewayHost": ServiceHost(p, gatewayName),
 		"GatewayPort": p.Spec.GatewayPort(),
 		"ListenPort":  NginxListenPort,
 	})

@@ -89,7 +89,7 @@ func (b *policyBuilder) gateway() *networkingv1.NetworkPolicy {
 	for _, s := range b.p.Spec.Services {
 		egress = append(egress, egressTo(servicePods(b.p, s.Name), s.Port))
 	}
-	return b.build("gateway", componentPods(b.p, ComponentGateway),
+	return b.build(gatewayName, componentPods(b.p, ComponentGateway),
 		[]networkingv1.NetworkPolicyIngressRule{{From: peers(componentPods(b.p, ComponentLoadBalancer)), Ports: tcpPorts(b.p.Spec.GatewayPort())}},
 		b.appEgressRules(egress...))
 }

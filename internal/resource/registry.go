@@ -35,7 +35,7 @@ func RenderRegistry(p *platformv1.ParserPlatform) string {
 	doc := struct {
 		Gateway  string            `json:"gateway"`
 		Services map[string]string `json:"services"`
-	}{Gateway: ServiceURL(p, "gateway", p.Spec.GatewayPort()), Services: services}
+	}{Gateway: ServiceURL(p, gatewayName, p.Spec.GatewayPort()), Services: services}
 	out, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil { // maps of strings always marshal
 		panic(err)

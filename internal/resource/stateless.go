@@ -25,6 +25,9 @@ func ServiceAccount(p *platformv1.ParserPlatform) *corev1.ServiceAccount {
 	}
 }
 
+// gatewayName is the gateway's name among the platform's children.
+const gatewayName = "gateway"
+
 // serviceWorkloads are the spec's services followed by the gateway: both read
 // the platform's configuration and are scaled the same way.
 func serviceWorkloads(p *platformv1.ParserPlatform, cfg appConfig) []*appWorkload {
@@ -39,7 +42,7 @@ func serviceWorkloads(p *platformv1.ParserPlatform, cfg appConfig) []*appWorkloa
 	}
 	g := &p.Spec.Gateway
 	return append(out, &appWorkload{
-		platform: p, name: "gateway", component: ComponentGateway,
+		platform: p, name: gatewayName, component: ComponentGateway,
 		image: g.Image, port: p.Spec.GatewayPort(), env: g.Env, resources: g.Resources, replicas: g.Replicas,
 		autoscaling: p.Spec.AutoscalingFor(g.Autoscaling), config: cfg,
 	})

@@ -272,6 +272,35 @@ func allTrue(conditions []metav1.Condition) bool {
 	return true
 }
 
+// Add puts a workload observed in the status area named by its condition
+// type (resource.Workloads says which); the services', shards' and workers'
+// lists keep the order they are added in.
+func (o *Observed) Add(area string, w Workload) error {
+	switch area {
+	case TypeServicesReady:
+		o.Services = append(o.Services, w)
+	case TypeLoadBalancerReady:
+		o.LoadBalancer = w
+	case TypeDatabaseReady:
+		o.Shards = append(o.Shards, w)
+	case TypeCacheReady:
+		o.Cache = w
+	case TypeQueuesReady:
+		o.Queues = true
+		if w.Kind == "StatefulSet" {
+			o.Broker = w
+		} else {
+			o.Workers = append(o.Workers, w)
+		}
+	default:
+		return fmt.Errorf("workload %s: no status area %q", w.Name, area)
+	}
+	return nil
+}
+
+// Workloads are every workload the status counts.
+func (o Observed) Workloads() []Workload { return allWorkloads(o) }
+
 func allWorkloads(o Observed) []Workload {
 	all := slices.Concat(o.Services, []Workload{o.LoadBalancer}, o.Shards, []Workload{o.Cache})
 	if o.Queues {

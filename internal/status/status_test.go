@@ -1,6 +1,7 @@
 package status
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -182,4 +183,38 @@ func equalStatus(a, b *platformv1.ParserPlatformStatus) bool {
 		}
 	}
 	return len(a.Components) == len(b.Components) && a.Shards == b.Shards
+}
+
+func TestAddPlacesEachWorkloadInItsArea(t *testing.T) {
+	var o Observed
+	for _, c := range []struct {
+		area string
+		w    Workload
+	}{
+		{TypeServicesReady, Workload{Name: "auth", Kind: "Deployment"}},
+		{TypeServicesReady, Workload{Name: "gateway", Kind: "Deployment"}},
+		{TypeLoadBalancerReady, Workload{Name: "lb", Kind: "Deployment"}},
+		{TypeDatabaseReady, Workload{Name: "db-0", Kind: "StatefulSet"}},
+		{TypeCacheReady, Workload{Name: "cache", Kind: "StatefulSet"}},
+		{TypeQueuesReady, Workload{Name: "broker", Kind: "StatefulSet"}},
+		{TypeQueuesReady, Workload{Name: "worker-parser", Kind: "Deployment"}},
+	} {
+		if err := o.Add(c.area, c.w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var names []string
+	for _, w := range o.Workloads() {
+		names = append(names, w.Name)
+	}
+	want := []string{"auth", "gateway", "lb", "db-0", "cache", "broker", "worker-parser"}
+	if !slices.Equal(names, want) {
+		t.Errorf("workloads %v, want %v", names, want)
+	}
+	if !o.Queues {
+		t.Error("a queues workload added, and Queues is false")
+	}
+	if err := o.Add("Nowhere", Workload{Name: "x"}); err == nil {
+		t.Error("a workload of an unknown area was taken")
+	}
 }
