@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
@@ -52,27 +53,25 @@ type childWriter struct {
 	owner  *platformv1.ParserPlatform
 	// hpaTargets are the workloads whose replicas belong to an HPA.
 	hpaTargets map[string]bool
+	// memo remembers the children found matching (memo.go); nil: none.
+	memo *childMemo
 	// note records a deliberate step on a child beyond a create or update
 	// (a volume expanded); safe to call from parallel writes.
 	note func(reason, msg string)
 }
 
 func (w *childWriter) ensure(ctx context.Context, desired client.Object) (action, error) {
-	live := newEmpty(desired)
-	err := w.client.Get(ctx, client.ObjectKeyFromObject(desired), live)
-	if apierrors.IsNotFound(err) {
-		err = w.client.Create(ctx, desired.DeepCopyObject().(client.Object))
-		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
-			// The namespace, and the platform with it, is going: nothing
-			// to make, and no error to retry.
-			return actionNone, nil
-		}
-		if !apierrors.IsAlreadyExists(err) {
-			return actionCreated, err
-		}
-		err = w.reader.Get(ctx, client.ObjectKeyFromObject(desired), live)
+	platform := client.ObjectKeyFromObject(w.owner)
+	desiredHash := ""
+	// Only typed children have a fingerprint in the cache, and a memo.
+	if _, untyped := desired.(*unstructured.Unstructured); !untyped && w.memo != nil {
+		desiredHash = w.desiredHash(desired)
 	}
-	if err != nil {
+	live, created, err := w.getOrCreate(ctx, platform, desired, desiredHash)
+	if created {
+		return actionCreated, err
+	}
+	if err != nil || live == nil {
 		return actionNone, err
 	}
 	if live.GetDeletionTimestamp() != nil {
@@ -81,26 +80,102 @@ func (w *childWriter) ensure(ctx context.Context, desired client.Object) (action
 		// brings the next reconcile, which creates it anew.
 		return actionNone, nil
 	}
+	if w.unchanged(platform, desired, live, desiredHash) {
+		return actionNone, w.reconcileStorage(ctx, desired, live)
+	}
+	if cachedFingerprint(live) != "" && slimKind(live) {
+		// The cache holds it without its content: compare the full object.
+		full := newEmpty(desired)
+		if err := w.reader.Get(ctx, client.ObjectKeyFromObject(desired), full); err != nil || full.GetDeletionTimestamp() != nil {
+			return actionNone, client.IgnoreNotFound(err) // going: its deletion brings a reconcile
+		}
+		live = full
+	}
+	act, err := w.converge(ctx, platform, desired, live, desiredHash)
+	if err != nil {
+		return actionNone, err
+	}
+	return act, w.reconcileStorage(ctx, desired, live)
+}
+
+// getOrCreate reads the child from the cache, and creates it when it is
+// missing (created). A child that exists but left the cache (its labels
+// removed by hand) is read past the cache. Nil live and no error: nothing
+// to do.
+func (w *childWriter) getOrCreate(ctx context.Context, platform types.NamespacedName, desired client.Object, desiredHash string) (live client.Object, created bool, err error) {
+	key := client.ObjectKeyFromObject(desired)
+	live = newEmpty(desired)
+	err = w.client.Get(ctx, key, live)
+	if !apierrors.IsNotFound(err) {
+		return live, false, err
+	}
+	obj := desired.DeepCopyObject().(client.Object)
+	err = w.client.Create(ctx, obj)
+	switch {
+	case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		// The namespace, and the platform with it, is going: nothing
+		// to make, and no error to retry.
+		return nil, false, nil
+	case err == nil:
+		w.remember(platform, obj, "", desiredHash)
+		return obj, true, nil
+	case !apierrors.IsAlreadyExists(err):
+		return nil, true, err
+	}
+	err = w.reader.Get(ctx, key, live)
+	return live, false, err
+}
+
+// unchanged tells whether live, read from the cache, is as it was when it
+// last matched the same desired state (memo.go): nothing to compare.
+func (w *childWriter) unchanged(platform types.NamespacedName, desired, live client.Object, desiredHash string) bool {
+	return w.memo != nil && cachedFingerprint(live) != "" && metav1.IsControlledBy(live, w.owner) &&
+		isSubset(desired.GetLabels(), live.GetLabels()) && isSubset(desired.GetAnnotations(), live.GetAnnotations()) &&
+		w.memo.hit(platform, live, desiredHash)
+}
+
+// converge compares live (from the cache, or the full object past it)
+// with desired and updates it when it drifted, adopting a retained Secret.
+func (w *childWriter) converge(ctx context.Context, platform types.NamespacedName, desired, live client.Object, desiredHash string) (action, error) {
 	adopting := !metav1.IsControlledBy(live, w.owner)
 	if adopting && !retainedFor(live, w.owner) {
 		return actionNone, errNotOwned
 	}
-	act := actionNone
 	ok, err := matches(desired, live, w.skipPaths(desired)...)
 	if err != nil {
 		return actionNone, err
 	}
-	if !ok || adopting {
-		out := w.updated(desired, live)
-		if adopting {
-			adopt(out, w.owner)
-		}
-		if err := w.client.Update(ctx, out); err != nil {
-			return actionNone, err
-		}
-		act = actionUpdated
+	// The cache's own copy carries its fingerprint; an object read from the
+	// API server with it (put there by hand) is rewritten without it.
+	fp := cachedFingerprint(live)
+	fromCache := fp != "" && !slimKind(live)
+	if ok && !adopting && (fp == "" || fromCache) {
+		w.remember(platform, live, fp, desiredHash)
+		return actionNone, nil
 	}
-	return act, w.reconcileStorage(ctx, desired, live)
+	out := w.updated(desired, live)
+	if adopting {
+		adopt(out, w.owner)
+	}
+	if err := w.client.Update(ctx, out); err != nil {
+		w.forget(platform, live)
+		return actionNone, err
+	}
+	w.remember(platform, out, "", desiredHash)
+	return actionUpdated, nil
+}
+
+// remember records in the memo that stored matches the desired hash.
+func (w *childWriter) remember(platform types.NamespacedName, stored client.Object, fp, desiredHash string) {
+	if w.memo != nil && desiredHash != "" {
+		w.memo.record(platform, stored, fp, desiredHash)
+	}
+}
+
+func (w *childWriter) forget(platform types.NamespacedName, obj client.Object) {
+	if w.memo != nil {
+		w.memo.forget(platform, obj)
+	}
 }
 
 // retainedFor tells whether live is a credentials Secret that a deleted
@@ -153,7 +228,8 @@ func (w *childWriter) updated(desired, cached client.Object) client.Object {
 	out.SetResourceVersion(live.GetResourceVersion())
 	out.SetUID(live.GetUID())
 	out.SetLabels(merged(live.GetLabels(), desired.GetLabels()))
-	out.SetAnnotations(merged(live.GetAnnotations(), desired.GetAnnotations()))
+	// The cache's fingerprint is never written.
+	out.SetAnnotations(withoutFingerprint(merged(live.GetAnnotations(), desired.GetAnnotations())))
 	out.SetOwnerReferences(live.GetOwnerReferences())
 	out.SetFinalizers(live.GetFinalizers())
 	switch o := out.(type) {

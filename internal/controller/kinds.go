@@ -45,6 +45,7 @@ var managedKinds = []managedKind{
 // CacheOptions cache only the operator's own children (label-selected
 // informers) and drop managedFields, which the operator never reads, so the
 // operator's memory follows the number of platforms, not the cluster's size.
+// Children are cached slim, with a fingerprint (slim.go).
 // A child whose label was removed by hand drops out of this cache; the
 // childWriter finds it through the API reader. With namespaces, only
 // those namespaces are watched (and need RBAC); cluster-scoped objects, the
@@ -56,8 +57,11 @@ func CacheOptions(namespaces ...string) cache.Options {
 	// start from the desired object and a copy of the live one), so reads
 	// can skip the deep copy: a reconcile that changes nothing reads ~70.
 	noCopy := ptr.To(true)
+	// slimChild (slim.go) fingerprints every child and drops the content
+	// of the heavy kinds; it replaces the default transform, so it drops
+	// managedFields too.
 	for _, k := range managedKinds {
-		byObject[k.object] = cache.ByObject{Label: ours, UnsafeDisableDeepCopy: noCopy}
+		byObject[k.object] = cache.ByObject{Label: ours, UnsafeDisableDeepCopy: noCopy, Transform: slimChild}
 	}
 	// Pods: only the cache's and the broker's, whose IPs the operator dials.
 	dialed, err := labels.Parse(fmt.Sprintf("%s=%s,%s in (%s,%s)", resource.LabelManagedBy, resource.ManagedBy,

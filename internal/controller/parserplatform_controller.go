@@ -57,6 +57,9 @@ type ParserPlatformReconciler struct {
 
 	// checks remembers what the platforms' servers last said (server_checks.go).
 	checks serverChecks
+	// memo remembers the children found matching their desired state
+	// (memo.go), so that an unchanged child costs no read past the cache.
+	memo childMemo
 }
 
 // +kubebuilder:rbac:groups=platform.vkparser.io,resources=parserplatforms,verbs=get;list;watch;update;patch
@@ -82,6 +85,7 @@ func (r *ParserPlatformReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		metrics.Forget(req.Namespace, req.Name)
 		metrics.ForgetAlertSeries(req.Namespace, req.Name)
 		r.checks.forgetPlatform(req.NamespacedName)
+		r.memo.forgetPlatform(req.NamespacedName)
 		return ctrl.Result{}, nil
 	} else if err != nil {
 		return ctrl.Result{}, err

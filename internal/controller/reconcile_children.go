@@ -30,7 +30,7 @@ func (r *ParserPlatformReconciler) applyChildrenScaled(ctx context.Context, p *p
 	for _, name := range scaled {
 		targets[name] = true
 	}
-	w := &childWriter{client: r.Client, reader: r.APIReader, owner: p, hpaTargets: targets,
+	w := &childWriter{client: r.Client, reader: r.APIReader, owner: p, hpaTargets: targets, memo: &r.memo,
 		note: func(reason, msg string) { r.event(p, "Normal", reason, "Update", msg) }}
 	outcomes := make([]childOutcome, len(desired))
 	// Two phases: what pods read (ServiceAccount, Secrets, ConfigMaps) first,
@@ -129,6 +129,7 @@ func (r *ParserPlatformReconciler) pruneChildren(ctx context.Context, p *platfor
 				res.errs = append(res.errs, fmt.Errorf("deleting %s: %w", describe(obj), err))
 				continue
 			}
+			r.memo.forget(client.ObjectKeyFromObject(p), obj)
 			logf.FromContext(ctx).Info("Deleted child no longer in the spec", "child", describe(obj))
 			metrics.Actions.WithLabelValues(p.Namespace, p.Name, kindOf(k.object), "deleted").Inc()
 			r.event(p, "Normal", "Deleted", "Delete", kindOf(k.object)+" "+obj.GetName())

@@ -38,7 +38,9 @@ var (
 	testEnv   *envtest.Environment
 	k8sClient client.Client
 	writes    *writeCounter
-	cancel    context.CancelFunc
+	// reconciler is the suite's operator (its memo is looked at).
+	reconciler *ParserPlatformReconciler
+	cancel     context.CancelFunc
 )
 
 func TestController(t *testing.T) {
@@ -76,7 +78,7 @@ var _ = BeforeSuite(func() {
 		Cache:   CacheOptions(),
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect((&ParserPlatformReconciler{
+	reconciler = &ParserPlatformReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("parser-operator"),
@@ -85,7 +87,8 @@ var _ = BeforeSuite(func() {
 		CacheResolver: func(map[string]string) rediscluster.Resolver { return unreachableRedis },
 		// Nor RabbitMQ: the management API is "reached" at a closed port.
 		BrokerResolver: closedManagementPort,
-	}).SetupWithManager(mgr, 2)).To(Succeed())
+	}
+	Expect(reconciler.SetupWithManager(mgr, 2)).To(Succeed())
 
 	var ctx context.Context
 	ctx, cancel = context.WithCancel(context.Background())
@@ -116,21 +119,42 @@ func envtestAssets() string {
 }
 
 // writeCounter counts the mutating requests (POST, PUT, PATCH, DELETE) that
-// pass through it, with their paths for failure messages.
+// pass through it, with their paths for failure messages, and apart from
+// them the reads (GETs other than watches: reads past the cache).
 type writeCounter struct {
 	mu       sync.Mutex
 	requests []string
+	reads    []string
 }
 
 func (w *writeCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-		if req.Method != http.MethodGet && req.Method != http.MethodHead && req.Method != http.MethodOptions {
+		switch {
+		case req.Method == http.MethodGet && req.URL.Query().Get("watch") != "true":
+			w.mu.Lock()
+			w.reads = append(w.reads, req.Method+" "+req.URL.Path)
+			w.mu.Unlock()
+		case req.Method != http.MethodGet && req.Method != http.MethodHead && req.Method != http.MethodOptions:
 			w.mu.Lock()
 			w.requests = append(w.requests, req.Method+" "+req.URL.Path)
 			w.mu.Unlock()
 		}
 		return rt.RoundTrip(req)
 	})
+}
+
+// readCount is a mark for readsSince.
+func (w *writeCounter) readCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.reads)
+}
+
+// readsSince returns the reads made after mark (a value of readCount()).
+func (w *writeCounter) readsSince(mark int) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.reads[mark:]...)
 }
 
 // since returns the writes made after mark (a value of count()).
