@@ -73,6 +73,14 @@ spec:
     storage: {size: 1Gi}
 `
 
+// steadyService is the service of migrationPlatform whose image the
+// migration phase changes on the platform that does not scale.
+var steadyService = service{name: "auth", image: "registry.example.com/vk-parser/auth:1.4.0"}
+
+func steadyDeployment(p *platformSpec) types.NamespacedName {
+	return types.NamespacedName{Namespace: p.namespace, Name: resource.Name(p.name, steadyService.name)}
+}
+
 // migration runs the migration phase on a simulated cluster of its own.
 func (e *env) migration(ctx context.Context) (err error) {
 	if e.o.migrationKeys <= 0 {
@@ -122,7 +130,7 @@ func (e *env) migration(ctx context.Context) (err error) {
 	if err := e.scaleOutWhileChanging(ctx, c, watch, scaling, steady); err != nil {
 		return err
 	}
-	return e.migrationFigures(ctx, c, op, m0, watch, scaling)
+	return e.migrationFigures(ctx, c, op, m0, watch, scaling, steady)
 }
 
 // createMigrationPlatforms creates one platform "vk" in each namespace and
@@ -182,8 +190,7 @@ func (e *env) scaleOutWhileChanging(ctx context.Context, c client.Client, watch 
 	}
 	done := make(chan error, 1)
 	go func() { done <- e.waitScaledOut(ctx, c, scaling, start) }()
-	svc := service{name: "auth", image: "registry.example.com/vk-parser/auth:1.4.0"}
-	deployment := types.NamespacedName{Namespace: steady.namespace, Name: resource.Name(steady.name, svc.name)}
+	deployment := steadyDeployment(steady)
 	for i := 0; ; i++ {
 		select {
 		case err := <-done:
@@ -191,7 +198,13 @@ func (e *env) scaleOutWhileChanging(ctx context.Context, c client.Client, watch 
 			return err
 		case <-time.After(w.Period):
 		}
-		image := fmt.Sprintf("%s-migration.%d", svc.image, i)
+		// One change at a time: the next would replace this one in the
+		// Deployment before it is seen, and a slow change would go
+		// uncounted.
+		if err := watch.waitReached(ctx, deployment, e.o.timeout); err != nil {
+			return err
+		}
+		image := fmt.Sprintf("%s-migration.%d", steadyService.image, i)
 		watch.expect(deployment, image)
 		if err := setServiceImage(ctx, c, steady, image); err != nil {
 			return err
@@ -215,10 +228,10 @@ func (e *env) waitScaledOut(ctx context.Context, c client.Client, scaling []stri
 	return errors.Join(errs...)
 }
 
-func (e *env) migrationFigures(ctx context.Context, c client.Client, op *operatorProcess, m0 families, watch *imageWatch, scaling []string) error {
+func (e *env) migrationFigures(ctx context.Context, c client.Client, op *operatorProcess, m0 families, watch *imageWatch,
+	scaling []string, steady *platformSpec) error {
 	w := &e.res.Migration
-	// The last change may still be on its way.
-	if err := sleep(ctx, 2*time.Second); err != nil {
+	if err := watch.waitReached(ctx, steadyDeployment(steady), e.o.timeout); err != nil {
 		return err
 	}
 	w.ChangeToChild = watch.latencies()

@@ -206,6 +206,26 @@ func (w *imageWatch) seen(obj any) {
 	}
 }
 
+// waitReached waits until the change expected of key, if any, has been
+// seen.
+func (w *imageWatch) waitReached(ctx context.Context, key types.NamespacedName, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		w.mu.Lock()
+		want, pending := w.pending[key]
+		w.mu.Unlock()
+		switch {
+		case !pending:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("%s never got image %s (%s after the change)", key, want.image, timeout)
+		}
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
 // latencies are the change-to-child times seen so far, sorted.
 func (w *imageWatch) latencies() []time.Duration {
 	w.mu.Lock()
