@@ -14,6 +14,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -289,5 +290,43 @@ func TestUpdatedDropsTheFingerprint(t *testing.T) {
 	}
 	if !strings.Contains(fingerprintAnnotation, "/") {
 		t.Fatal("the annotation needs a prefix of the operator's own")
+	}
+}
+
+func TestMemoHitsOnlyTheVerifiedState(t *testing.T) {
+	platform := types.NamespacedName{Namespace: "ns", Name: "vk"}
+	m := &childMemo{}
+	stored := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "vk-registry", UID: "u1", ResourceVersion: "5"}, Data: map[string]string{"k": "v"}}
+	m.record(platform, stored, "", "d1")
+	cached := func(rv, fp string, uid types.UID) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "vk-registry", UID: uid, ResourceVersion: rv,
+			Annotations: map[string]string{fingerprintAnnotation: fp}}}
+	}
+	fp := fingerprint(stored)
+	for _, c := range []struct {
+		name    string
+		live    *corev1.ConfigMap
+		desired string
+		want    bool
+	}{
+		{"same fingerprint, newer resourceVersion", cached("9", fp, "u1"), "d1", true},
+		{"another desired state", cached("9", fp, "u1"), "d2", false},
+		{"another fingerprint", cached("9", "edited", "u1"), "d1", false},
+		{"the very object written", cached("5", "other-encoding", "u1"), "d1", true},
+		{"created anew", cached("5", fp, "u2"), "d1", false},
+		{"no fingerprint (not from the cache)", cached("5", "", "u1"), "d1", false},
+	} {
+		if got := m.hit(platform, c.live, c.desired); got != c.want {
+			t.Errorf("%s: hit %v, want %v", c.name, got, c.want)
+		}
+	}
+	m.forget(platform, stored)
+	if m.hit(platform, cached("5", "other-encoding", "u1"), "d1") || m.size() != 0 {
+		t.Error("a forgotten child still hits")
+	}
+	m.record(platform, stored, "", "d1")
+	m.forgetPlatform(platform)
+	if m.size() != 0 {
+		t.Error("a deleted platform's children are still remembered")
 	}
 }
