@@ -64,16 +64,46 @@ func appChildren(workloads []*appWorkload) []client.Object {
 	return out
 }
 
-// kindOrder is the order children are created in, dependencies first (as
-// rabbitmq's ResourceBuilders): identity, secrets and configuration before the
-// Services that reach workloads; the NetworkPolicies before the pods they
-// isolate, so no pod ever runs open; the workloads, then what acts on them.
-var kindOrder = []string{
-	"ServiceAccount", "Secret", "ConfigMap", "Service", "NetworkPolicy", "StatefulSet", "Deployment",
-	"HorizontalPodAutoscaler", "PodDisruptionBudget",
+// ChildKind is one kind of child in ChildKinds.
+type ChildKind struct {
+	Kind string
+	// Configuration kinds are written first, and all of them before
+	// anything that reads them (the controller's first write phase).
+	Configuration bool
 }
 
-// Children is every child of the platform in creation order (kindOrder).
+// ChildKinds is the one table of the kinds of children, in the order they
+// are created, dependencies first (as rabbitmq's ResourceBuilders):
+// identity, secrets and configuration before the Services that reach
+// workloads; the NetworkPolicies before the pods they isolate, so no pod
+// ever runs open; the workloads, then what acts on them. The controller's
+// write phases follow it, and its table of watched kinds must name the same
+// kinds (a test there says so).
+var ChildKinds = []ChildKind{
+	{Kind: "ServiceAccount", Configuration: true},
+	{Kind: "Secret", Configuration: true},
+	{Kind: "ConfigMap", Configuration: true},
+	{Kind: "Service"},
+	{Kind: "NetworkPolicy"},
+	{Kind: "StatefulSet"},
+	{Kind: "Deployment"},
+	{Kind: "HorizontalPodAutoscaler"},
+	{Kind: "PodDisruptionBudget"},
+}
+
+// kindRank is a kind's place in ChildKinds (-1: not a child kind).
+func kindRank(kind string) int {
+	return slices.IndexFunc(ChildKinds, func(k ChildKind) bool { return k.Kind == kind })
+}
+
+// IsConfiguration tells whether children of kind are written in the first
+// phase.
+func IsConfiguration(kind string) bool {
+	i := kindRank(kind)
+	return i >= 0 && ChildKinds[i].Configuration
+}
+
+// Children is every child of the platform in creation order (ChildKinds).
 // The Prometheus Operator's and KEDA's objects are not among them: they
 // exist only while their CRDs do, which the controller finds out. opts say what the
 // builders cannot read from the platform (the operator's namespace).
@@ -95,7 +125,7 @@ func Children(p *platformv1.ParserPlatform, creds Credentials, opts ...Option) [
 		all = append(all, DashboardConfigMap(p))
 	}
 	slices.SortStableFunc(all, func(a, b client.Object) int {
-		return slices.Index(kindOrder, kindName(a)) - slices.Index(kindOrder, kindName(b))
+		return kindRank(kindName(a)) - kindRank(kindName(b))
 	})
 	return all
 }

@@ -131,3 +131,16 @@ func duplicate(objs []client.Object) string {
 	}
 	return ""
 }
+
+// TestEveryChildIsOfAChildKind: a builder that makes an object of a kind
+// ChildKinds does not list would have it created out of order, and neither
+// watched nor pruned.
+func TestEveryChildIsOfAChildKind(t *testing.T) {
+	for name, p := range registryVariants() {
+		for _, obj := range Children(p, testCredentials) {
+			if kindRank(kindOf(obj)) < 0 {
+				t.Errorf("%s: %s %s is of a kind ChildKinds does not list", name, kindOf(obj), obj.GetName())
+			}
+		}
+	}
+}
