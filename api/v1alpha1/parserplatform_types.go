@@ -89,7 +89,7 @@ type ParserPlatformSpec struct {
 	// the gateway and queue workers; each may override them.
 	// +default={}
 	// +optional
-	Autoscaling AutoscalingSpec `json:"autoscaling,omitempty,omitzero"`
+	Autoscaling AutoscalingSpec `json:"autoscaling,omitempty"`
 
 	// services are the platform's microservices (auth, comments, parser,
 	// analytics, ...). Each gets a Deployment, a Service, an HPA and a PDB
@@ -110,17 +110,17 @@ type ParserPlatformSpec struct {
 	// loadBalancer is the nginx in front of the gateway.
 	// +default={}
 	// +optional
-	LoadBalancer LoadBalancerSpec `json:"loadBalancer,omitempty,omitzero"`
+	LoadBalancer LoadBalancerSpec `json:"loadBalancer,omitempty"`
 
 	// database is the PostgreSQL tier, sharded by md5(key) mod shards.
 	// +default={}
 	// +optional
-	Database DatabaseSpec `json:"database,omitempty,omitzero"`
+	Database DatabaseSpec `json:"database,omitempty"`
 
 	// cache is the Redis Cluster cache.
 	// +default={}
 	// +optional
-	Cache CacheSpec `json:"cache,omitempty,omitzero"`
+	Cache CacheSpec `json:"cache,omitempty"`
 
 	// queues are the Celery broker, its queues and one worker Deployment
 	// per queue.
@@ -130,7 +130,7 @@ type ParserPlatformSpec struct {
 	// monitoring says how the platform is scraped by Prometheus.
 	// +default={}
 	// +optional
-	Monitoring MonitoringSpec `json:"monitoring,omitempty,omitzero"`
+	Monitoring MonitoringSpec `json:"monitoring,omitempty"`
 
 	// networkPolicy narrows the egress of the application pods (the
 	// platform's NetworkPolicies isolate every pod in any case).
@@ -480,7 +480,7 @@ type QueuesSpec struct {
 	// broker is the message broker the workers read from.
 	// +default={}
 	// +optional
-	Broker BrokerSpec `json:"broker,omitempty,omitzero"`
+	Broker BrokerSpec `json:"broker,omitempty"`
 
 	// workers is what every queue's worker Deployment runs.
 	// +optional
@@ -640,12 +640,12 @@ type MonitoringSpec struct {
 	// cache and the load balancer (on by default).
 	// +default={}
 	// +optional
-	Exporters ExportersSpec `json:"exporters,omitempty,omitzero"`
+	Exporters ExportersSpec `json:"exporters,omitempty"`
 
 	// alerts are the thresholds of the platform's PrometheusRule.
 	// +default={}
 	// +optional
-	Alerts AlertsSpec `json:"alerts,omitempty,omitzero"`
+	Alerts AlertsSpec `json:"alerts,omitempty"`
 
 	// dashboard makes a ConfigMap with the platform's Grafana dashboard,
 	// labelled grafana_dashboard: "1" for Grafana's dashboard sidecar.
