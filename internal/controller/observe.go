@@ -23,42 +23,29 @@ import (
 // observe reads the children's own status from the cache: what the status
 // package turns into conditions.
 func (r *ParserPlatformReconciler) observe(ctx context.Context, p *platformv1.ParserPlatform) (status.Observed, error) {
-	o := status.Observed{Generation: p.Generation, Paused: p.Spec.Paused, Queues: p.Spec.Queues != nil && len(p.Spec.Queues.Queues) > 0}
+	o := status.Observed{Generation: p.Generation, Paused: p.Spec.Paused}
 	var errs []error
-	deployment := func(name string) status.Workload {
-		w, err := r.observeDeployment(ctx, p, name)
-		errs = append(errs, err)
-		return w
-	}
-	statefulSet := func(component, name string) status.Workload {
-		w, err := r.observeStatefulSet(ctx, p.Namespace, component, name)
-		errs = append(errs, err)
-		return w
-	}
-	for _, s := range p.Spec.Services {
-		o.Services = append(o.Services, deployment(s.Name))
-	}
-	o.Services = append(o.Services, deployment("gateway"))
-	o.LoadBalancer = deployment("lb")
-	for i := range resource.ShardCount(p) {
-		o.Shards = append(o.Shards, statefulSet(resource.ShardName(i), resource.ShardStatefulSetName(p, i)))
-	}
-	o.Cache = statefulSet("cache", resource.CacheName(p))
-	if o.Queues {
-		o.Broker = statefulSet("broker", resource.BrokerName(p))
-		for _, q := range p.Spec.Queues.Queues {
-			o.Workers = append(o.Workers, deployment(resource.WorkerName(q.Name)))
-		}
+	for _, ref := range resource.Workloads(p) {
+		w, err := r.observeWorkload(ctx, p.Namespace, ref)
+		errs = append(errs, err, o.Add(ref.Area, w))
 	}
 	address, err := r.loadBalancerAddress(ctx, p)
 	o.LoadBalancerAddress = address
 	return o, errors.Join(append(errs, err)...)
 }
 
-func (r *ParserPlatformReconciler) observeDeployment(ctx context.Context, p *platformv1.ParserPlatform, name string) (status.Workload, error) {
+// observeWorkload reads one workload of the registry.
+func (r *ParserPlatformReconciler) observeWorkload(ctx context.Context, namespace string, ref resource.WorkloadRef) (status.Workload, error) {
+	if ref.Kind == "StatefulSet" {
+		return r.observeStatefulSet(ctx, namespace, ref.Component, ref.Name)
+	}
+	return r.observeDeployment(ctx, namespace, ref.Component, ref.Name)
+}
+
+func (r *ParserPlatformReconciler) observeDeployment(ctx context.Context, namespace, component, name string) (status.Workload, error) {
 	d := &appsv1.Deployment{}
-	w := status.Workload{Name: name, Kind: "Deployment"}
-	err := r.Get(ctx, client.ObjectKey{Namespace: p.Namespace, Name: resource.Name(p.Name, name)}, d)
+	w := status.Workload{Name: component, Kind: "Deployment"}
+	err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, d)
 	if apierrors.IsNotFound(err) {
 		return w, nil
 	}

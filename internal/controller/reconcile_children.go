@@ -89,15 +89,13 @@ func (r *ParserPlatformReconciler) record(ctx context.Context, p *platformv1.Par
 	}
 }
 
-// configurationKinds are created before anything that reads them.
-var configurationKinds = map[string]bool{"ServiceAccount": true, "Secret": true, "ConfigMap": true}
-
-// writePhases splits the children into the configuration and the rest, as
-// indexes into desired.
+// writePhases splits the children into the configuration
+// (resource.ChildKinds says which kinds), written before anything that
+// reads it, and the rest, as indexes into desired.
 func writePhases(desired []client.Object) [][]int {
 	phases := [][]int{nil, nil}
 	for i, obj := range desired {
-		if configurationKinds[kindOf(obj)] {
+		if resource.IsConfiguration(kindOf(obj)) {
 			phases[0] = append(phases[0], i)
 		} else {
 			phases[1] = append(phases[1], i)
