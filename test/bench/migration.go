@@ -41,11 +41,9 @@ type migrationWindow struct {
 	Caches []cacheMigration
 	// Took is from the scale-out patches until every scaling cache had 4
 	// masters, no open slot and Ready.
-	Took                               time.Duration
-	Changes, Reached                   int
-	ChangeToChild                      []time.Duration
-	ChangeToChildP50, ChangeToChildP99 time.Duration
-	QueueWaitP50, QueueWaitP99         float64
+	Took time.Duration
+	// The steady platform's changes.
+	changeTimes
 }
 
 type cacheMigration struct {
@@ -234,16 +232,11 @@ func (e *env) migrationFigures(ctx context.Context, c client.Client, op *operato
 	if err := watch.waitReached(ctx, steadyDeployment(steady), e.o.timeout); err != nil {
 		return err
 	}
-	w.ChangeToChild = watch.latencies()
-	w.Reached = len(w.ChangeToChild)
-	w.ChangeToChildP50, w.ChangeToChildP99 = percentile(w.ChangeToChild, 0.5), percentile(w.ChangeToChild, 0.99)
 	m1, err := op.scrape(ctx)
 	if err != nil {
 		return err
 	}
-	ours := where("controller", controllerName)
-	queue := m1.histogram("workqueue_queue_duration_seconds", ours).minus(m0.histogram("workqueue_queue_duration_seconds", ours))
-	w.QueueWaitP50, w.QueueWaitP99 = queue.quantile(0.5), queue.quantile(0.99)
+	w.record(watch, m0, m1)
 	for i, ns := range scaling {
 		n, err := countKeys(ctx, c, ns)
 		if err != nil {

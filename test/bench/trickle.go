@@ -28,7 +28,14 @@ import (
 // its first service), measured from the patch to the benchmark's watch
 // seeing that service's Deployment carry the new image.
 type trickleWindow struct {
-	Window, Period   time.Duration
+	Window, Period time.Duration
+	changeTimes
+	Reconciles, Writes float64
+	Rows               []string
+}
+
+// changeTimes are how fast a window's spec changes reached their child.
+type changeTimes struct {
 	Changes, Reached int
 	// ChangeToChild are the latencies of the changes that reached their
 	// Deployment, sorted.
@@ -37,8 +44,17 @@ type trickleWindow struct {
 	// QueueWait is the operator's work-queue wait during the window, in
 	// seconds.
 	QueueWaitP50, QueueWaitP99 float64
-	Reconciles, Writes         float64
-	Rows                       []string
+}
+
+// record takes the latencies the watch saw and the work-queue wait between
+// two scrapes of the operator.
+func (c *changeTimes) record(watch *imageWatch, m0, m1 families) {
+	c.ChangeToChild = watch.latencies()
+	c.Reached = len(c.ChangeToChild)
+	c.ChangeToChildP50, c.ChangeToChildP99 = percentile(c.ChangeToChild, 0.5), percentile(c.ChangeToChild, 0.99)
+	ours := where("controller", controllerName)
+	queue := m1.histogram("workqueue_queue_duration_seconds", ours).minus(m0.histogram("workqueue_queue_duration_seconds", ours))
+	c.QueueWaitP50, c.QueueWaitP99 = queue.quantile(0.5), queue.quantile(0.99)
 }
 
 // trickle runs --trickle of spec changes over the many platforms.
@@ -85,9 +101,6 @@ func (e *env) trickle(ctx context.Context, op *operatorProcess) error {
 		return err
 	}
 	w.Window = time.Since(start)
-	w.ChangeToChild = watch.latencies()
-	w.Reached = len(w.ChangeToChild)
-	w.ChangeToChildP50, w.ChangeToChildP99 = percentile(w.ChangeToChild, 0.5), percentile(w.ChangeToChild, 0.99)
 	after, err := e.c.apiserverWrites(ctx)
 	if err != nil {
 		return err
@@ -97,9 +110,8 @@ func (e *env) trickle(ctx context.Context, op *operatorProcess) error {
 	if err != nil {
 		return err
 	}
+	w.record(watch, m0, m1)
 	ours := where("controller", controllerName)
-	queue := m1.histogram("workqueue_queue_duration_seconds", ours).minus(m0.histogram("workqueue_queue_duration_seconds", ours))
-	w.QueueWaitP50, w.QueueWaitP99 = queue.quantile(0.5), queue.quantile(0.99)
 	w.Reconciles = m1.sum("controller_runtime_reconcile_total", ours) - m0.sum("controller_runtime_reconcile_total", ours)
 	progress("trickle: %d changes, %d reached their Deployment, change to child p50 %s p99 %s, queue wait p99 %s",
 		w.Changes, w.Reached, seconds(w.ChangeToChildP50), seconds(w.ChangeToChildP99), secondsF(w.QueueWaitP99))
