@@ -102,7 +102,12 @@ func (r *ParserPlatformReconciler) syncBrokerQueues(ctx context.Context, p *plat
 		return notInLine(ReasonBrokerRequestFailed, err.Error())
 	}
 	if len(pods) == 0 {
-		return notInLine(ReasonBrokerNotReached, "waiting for a broker pod to run")
+		// The pod watch brings the platform back when one runs, as for
+		// the cache: no timer, or every platform whose broker is not up
+		// yet would be reconciled every brokerRetryInterval for nothing.
+		out := notInLine(ReasonBrokerNotReached, "waiting for a broker pod to run")
+		out.retryAfter = 0
+		return out
 	}
 	password := creds.Get(resource.BrokerUsersSecretName(p), resource.KeyOperatorPassword)
 	key := serverKey{platform: client.ObjectKeyFromObject(p), server: serverBroker}
