@@ -43,9 +43,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 )
@@ -107,6 +109,9 @@ func parseFlags(args []string) (options, error) {
 }
 
 func main() {
+	// The benchmark's controller-runtime clients log nothing worth reading;
+	// without a logger they print a warning with a stack trace instead.
+	ctrllog.SetLogger(logr.Discard())
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
