@@ -98,11 +98,15 @@ chart-check: ## Check the Helm chart: in sync with config/, lint, render, schema
 BENCH_ARGS ?=
 
 .PHONY: bench
-bench: ## Benchmark on a local control plane: 1 platform vs kubectl and a plain client, 300 platforms, idle and restart writes (~10 min).
+bench: ## Benchmark on a local control plane: 1 platform vs kubectl and a plain client, 300 platforms, idle, churn, trickle and restart; then cache migrations on a simulated cluster with real redis-servers (~15 min).
+	hack/install-test-deps.sh
+	hack/simcluster.sh tools
 	KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh) go run ./test/bench $(BENCH_ARGS)
 
 .PHONY: bench-ci
 bench-ci: ## The benchmark at CI size (5 platforms, 5 s idle, 10 s churn, 5 s trickle, a 5,000-key migration): proves the program runs; asserts no timing.
+	hack/install-test-deps.sh
+	hack/simcluster.sh tools
 	KUBEBUILDER_ASSETS=$$(hack/envtest-assets.sh) go run ./test/bench --platforms=5 --namespaces=5 --repeat=1 --idle=5s --churn=10s --churn-period=5s --trickle=5s --migration-keys=5000 $(BENCH_ARGS)
 
 ##@ E2E
