@@ -215,7 +215,7 @@ func pausedCondition(o Observed) metav1.Condition {
 
 func degradedCondition(o Observed) metav1.Condition {
 	problems := slices.Clone(o.Problems)
-	for _, w := range allWorkloads(o) {
+	for _, w := range o.Workloads() {
 		if w.Stalled {
 			problems = append(problems, w.Kind+" "+w.Name+" exceeded its rollout progress deadline")
 		}
@@ -299,9 +299,7 @@ func (o *Observed) Add(area string, w Workload) error {
 }
 
 // Workloads are every workload the status counts.
-func (o Observed) Workloads() []Workload { return allWorkloads(o) }
-
-func allWorkloads(o Observed) []Workload {
+func (o Observed) Workloads() []Workload {
 	all := slices.Concat(o.Services, []Workload{o.LoadBalancer}, o.Shards, []Workload{o.Cache})
 	if o.Queues {
 		all = slices.Concat(all, []Workload{o.Broker}, o.Workers)
@@ -313,7 +311,7 @@ func allWorkloads(o Observed) []Workload {
 // is the same bytes whenever nothing changed.
 func components(o Observed) []platformv1.ComponentStatus {
 	var out []platformv1.ComponentStatus
-	for _, w := range allWorkloads(o) {
+	for _, w := range o.Workloads() {
 		out = append(out, platformv1.ComponentStatus{
 			Name: w.Name, Kind: w.Kind, DesiredReplicas: w.Desired, ReadyReplicas: w.Ready,
 		})
