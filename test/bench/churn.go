@@ -64,12 +64,7 @@ func (e *env) churn(ctx context.Context, op *operatorProcess) error {
 		return err
 	}
 	progress("churn: rewriting %d HPA and %d Deployment statuses every %s for %s", len(hpas), len(deployments), w.Period, e.o.churn)
-	before, err := e.c.apiserverWrites(ctx)
-	if err != nil {
-		return err
-	}
-	own := e.c.ownWrites.snapshot()
-	m0, err := op.scrape(ctx)
+	mark, err := e.markWindow(ctx, op)
 	if err != nil {
 		return err
 	}
@@ -90,12 +85,9 @@ func (e *env) churn(ctx context.Context, op *operatorProcess) error {
 	}
 	w.Window = time.Since(start)
 	w.CPU = e.c.cpu(op).minus(cpuBefore)
-	after, err := e.c.apiserverWrites(ctx)
-	if err != nil {
-		return err
-	}
-	w.Writes, w.Rows = after.minus(before).operatorWrites(e.c.ownWrites.since(own))
-	m1, err := op.scrape(ctx)
+	m0 := mark.metrics
+	var m1 families
+	w.Writes, w.Rows, m1, err = e.closeWindow(ctx, op, mark)
 	if err != nil {
 		return err
 	}
@@ -106,6 +98,37 @@ func (e *env) churn(ctx context.Context, op *operatorProcess) error {
 	progress("churn: %d rounds, %.0f reconciles, %.0f operator writes, operator CPU %.1f %% of a core",
 		w.Rounds, w.Reconciles, w.Writes, 100*w.CPU.Operator/w.Window.Seconds())
 	return nil
+}
+
+// windowMark is where a measured window over the operator starts: the API
+// server's write counts, the benchmark's own writes and the operator's
+// metrics.
+type windowMark struct {
+	writes  writes
+	own     map[string]int
+	metrics families
+}
+
+func (e *env) markWindow(ctx context.Context, op *operatorProcess) (windowMark, error) {
+	w, err := e.c.apiserverWrites(ctx)
+	if err != nil {
+		return windowMark{}, err
+	}
+	own := e.c.ownWrites.snapshot()
+	m, err := op.scrape(ctx)
+	return windowMark{writes: w, own: own, metrics: m}, err
+}
+
+// closeWindow returns the operator's writes since the mark (the
+// benchmark's own taken out), their rows, and the operator's metrics now.
+func (e *env) closeWindow(ctx context.Context, op *operatorProcess, mark windowMark) (float64, []string, families, error) {
+	after, err := e.c.apiserverWrites(ctx)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	total, rows := after.minus(mark.writes).operatorWrites(e.c.ownWrites.since(mark.own))
+	now, err := op.scrape(ctx)
+	return total, rows, now, err
 }
 
 // churnTargets are the many platforms' HPAs and Deployments.

@@ -74,12 +74,7 @@ func (e *env) trickle(ctx context.Context, op *operatorProcess) error {
 	}
 	defer watch.stop()
 	progress("trickle: one spec change every %s for %s (the image of service %q, platform after platform)", w.Period, e.o.trickle, svc.name)
-	before, err := e.c.apiserverWrites(ctx)
-	if err != nil {
-		return err
-	}
-	own := e.c.ownWrites.snapshot()
-	m0, err := op.scrape(ctx)
+	mark, err := e.markWindow(ctx, op)
 	if err != nil {
 		return err
 	}
@@ -101,18 +96,14 @@ func (e *env) trickle(ctx context.Context, op *operatorProcess) error {
 		return err
 	}
 	w.Window = time.Since(start)
-	after, err := e.c.apiserverWrites(ctx)
+	var m1 families
+	w.Writes, w.Rows, m1, err = e.closeWindow(ctx, op, mark)
 	if err != nil {
 		return err
 	}
-	w.Writes, w.Rows = after.minus(before).operatorWrites(e.c.ownWrites.since(own))
-	m1, err := op.scrape(ctx)
-	if err != nil {
-		return err
-	}
-	w.record(watch, m0, m1)
+	w.record(watch, mark.metrics, m1)
 	ours := where("controller", controllerName)
-	w.Reconciles = m1.sum("controller_runtime_reconcile_total", ours) - m0.sum("controller_runtime_reconcile_total", ours)
+	w.Reconciles = m1.sum("controller_runtime_reconcile_total", ours) - mark.metrics.sum("controller_runtime_reconcile_total", ours)
 	progress("trickle: %d changes, %d reached their Deployment, change to child p50 %s p99 %s, queue wait p99 %s",
 		w.Changes, w.Reached, seconds(w.ChangeToChildP50), seconds(w.ChangeToChildP99), secondsF(w.QueueWaitP99))
 	if w.Reached < w.Changes {
