@@ -256,7 +256,9 @@ var _ = Describe("ParserPlatform stateless tier", func() {
 			p.Spec.Services = append(p.Spec.Services, platformv1.ServiceSpec{Name: "analytics", Image: "a:1", Port: 8004})
 		})
 		Eventually(hashOf("vk-auth"), timeout, interval).ShouldNot(Equal(authHash))
-		Expect(hashOf("vk-gateway")()).To(Equal(hashOf("vk-auth")()))
+		// The Deployments are written in parallel: the gateway's may land
+		// a moment after the auth service's.
+		Eventually(hashOf("vk-gateway"), timeout, interval).Should(Equal(hashOf("vk-auth")()))
 		Expect(hashOf("vk-lb")()).To(Equal(lbHash), "nginx.conf did not change")
 
 		// Config: the gateway port changes nginx.conf.
