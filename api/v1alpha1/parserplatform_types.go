@@ -712,6 +712,15 @@ type ParserPlatformStatus struct {
 	// once completedAt is set the platform is never restored again.
 	// +optional
 	Restore *RestoreStatus `json:"restore,omitempty"`
+
+	// childrenDigest is a digest of the children (their UIDs and contents as
+	// stored) as the operator last found them all matching the spec. An
+	// operator that restarts and finds them in that state again takes them
+	// as verified instead of reading each one from the API server. Written
+	// by the operator only.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	ChildrenDigest string `json:"childrenDigest,omitempty"`
 }
 
 // CacheClusterStatus is the Redis Cluster's topology: CacheReady is True

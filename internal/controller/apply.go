@@ -63,8 +63,7 @@ type childWriter struct {
 func (w *childWriter) ensure(ctx context.Context, desired client.Object) (action, error) {
 	platform := client.ObjectKeyFromObject(w.owner)
 	desiredHash := ""
-	// Only typed children have a fingerprint in the cache, and a memo.
-	if _, untyped := desired.(*unstructured.Unstructured); !untyped && w.memo != nil {
+	if memoized(desired) && w.memo != nil {
 		desiredHash = w.desiredHash(desired)
 	}
 	live, created, err := w.getOrCreate(ctx, platform, desired, desiredHash)
@@ -163,6 +162,13 @@ func (w *childWriter) converge(ctx context.Context, platform types.NamespacedNam
 	}
 	w.remember(platform, out, "", desiredHash)
 	return actionUpdated, nil
+}
+
+// memoized tells whether the memo can hold obj's kind: only typed children
+// have a fingerprint in the cache.
+func memoized(obj client.Object) bool {
+	_, untyped := obj.(*unstructured.Unstructured)
+	return !untyped
 }
 
 // remember records in the memo that stored matches the desired hash.

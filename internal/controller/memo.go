@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -21,7 +23,10 @@ import (
 // It is held by the reconciler, for every platform; a platform's entries go
 // with the platform, a child's when it is pruned, and an entry is replaced
 // when its child is created anew (another UID). Empty after a restart: the
-// first reconcile reads each slim child once past the cache.
+// platform's status keeps a digest of its entries (status.childrenDigest),
+// and a restarted operator that finds every child in the state the digest
+// names takes them as verified (seed); otherwise the first reconcile reads
+// each slim child once past the cache.
 type childMemo struct {
 	mu        sync.Mutex
 	platforms map[types.NamespacedName]map[string]memoEntry
@@ -100,6 +105,62 @@ func (m *childMemo) forgetPlatform(platform types.NamespacedName) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.platforms, platform)
+}
+
+// digest is a digest of the entries of the children named by keys, "" unless
+// the memo holds every one of them: the state in which they were all last
+// found matching their desired state.
+func (m *childMemo) digest(platform types.NamespacedName, keys []string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	entries := make(map[string]memoEntry, len(keys))
+	for _, k := range keys {
+		e, ok := m.platforms[platform][k]
+		if !ok {
+			return ""
+		}
+		entries[k] = e
+	}
+	return entriesDigest(entries)
+}
+
+// seed records candidates (by memo key) as verified when their digest is
+// want, the digest of a state verified before: a restarted operator then
+// finds its children as it left them without reading them past the cache.
+// Only into an empty memo of the platform (a restart); tells whether it did.
+func (m *childMemo) seed(platform types.NamespacedName, candidates map[string]memoEntry, want string) bool {
+	if want == "" || len(candidates) == 0 || entriesDigest(candidates) != want {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.platforms[platform]) > 0 {
+		return false
+	}
+	if m.platforms == nil {
+		m.platforms = map[types.NamespacedName]map[string]memoEntry{}
+	}
+	m.platforms[platform] = maps.Clone(candidates)
+	return true
+}
+
+// cold tells whether nothing is remembered of the platform (a restart).
+func (m *childMemo) cold(platform types.NamespacedName) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.platforms[platform]) == 0
+}
+
+// entriesDigest digests each child's name, UID, fingerprint and desired
+// hash, in the order of their names. The resourceVersion is left out: a
+// restarted operator compares fingerprints.
+func entriesDigest(entries map[string]memoEntry) string {
+	h := sha256.New()
+	for _, k := range slices.Sorted(maps.Keys(entries)) {
+		e := entries[k]
+		_, _ = fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00", k, e.uid, e.fingerprint, e.desired) // a hash takes every write
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // size is the number of children remembered (for tests).

@@ -174,7 +174,7 @@ func (r *ParserPlatformReconciler) reconcileChildren(ctx context.Context, p *pla
 	keepCacheUntilDrained(desired, liveCache)
 	// Replicas of a worker KEDA scales, or whose HPA waits for KEDA's to go,
 	// are the autoscaler's.
-	res := r.applyChildrenScaled(ctx, p, desired, append(keda.scaledWorkers(), heldHPAs...))
+	res := r.applyPlatformChildren(ctx, p, desired, append(keda.scaledWorkers(), heldHPAs...))
 	res.merge(restoring)
 	res.merge(r.refuseMissingCredentials(p, missing))
 	// A held-back HPA is not pruned: it may be the one still in place.
@@ -248,6 +248,9 @@ type reconcileResult struct {
 	missing []status.MissingCredential
 	// requeue asks for another look soon, for nothing wrong (0: none).
 	requeue time.Duration
+	// childrenDigest is the digest of the children as verified (memo.go);
+	// "": not all of them were.
+	childrenDigest string
 }
 
 func (r *reconcileResult) merge(o reconcileResult) {
@@ -268,6 +271,9 @@ func (r *reconcileResult) merge(o reconcileResult) {
 	}
 	if o.broker != nil {
 		r.broker = o.broker
+	}
+	if o.childrenDigest != "" {
+		r.childrenDigest = o.childrenDigest
 	}
 }
 

@@ -19,19 +19,37 @@ import (
 // applyChildren ensures every desired child, in order, and records an event
 // for each one created or updated.
 func (r *ParserPlatformReconciler) applyChildren(ctx context.Context, p *platformv1.ParserPlatform, desired []client.Object) reconcileResult {
-	return r.applyChildrenScaled(ctx, p, desired, nil)
+	return r.writeChildren(ctx, p, r.childWriter(p, desired, nil), desired)
 }
 
-// applyChildrenScaled is applyChildren where the workloads in scaled also
-// have their replicas owned by an autoscaler that is not among desired
-// (a KEDA ScaledObject's HPA).
-func (r *ParserPlatformReconciler) applyChildrenScaled(ctx context.Context, p *platformv1.ParserPlatform, desired []client.Object, scaled []string) reconcileResult {
+// applyPlatformChildren is applyChildren for the platform's own children
+// (all of them but KEDA's and the monitoring kinds'), where the workloads in
+// scaled also have their replicas owned by an autoscaler that is not among
+// desired (a KEDA ScaledObject's HPA). Its result carries the digest of
+// the children as verified, for the status; a restarted operator starts
+// from it (seedMemo).
+func (r *ParserPlatformReconciler) applyPlatformChildren(ctx context.Context, p *platformv1.ParserPlatform, desired []client.Object, scaled []string) reconcileResult {
+	w := r.childWriter(p, desired, scaled)
+	r.seedMemo(ctx, p, w, desired)
+	res := r.writeChildren(ctx, p, w, desired)
+	res.childrenDigest = r.memo.digest(client.ObjectKeyFromObject(p), memoKeys(desired))
+	return res
+}
+
+// childWriter writes desired's children of p; the workloads in scaled have
+// their replicas owned by an autoscaler not among desired.
+func (r *ParserPlatformReconciler) childWriter(p *platformv1.ParserPlatform, desired []client.Object, scaled []string) *childWriter {
 	targets := hpaTargets(desired)
 	for _, name := range scaled {
 		targets[name] = true
 	}
-	w := &childWriter{client: r.Client, reader: r.APIReader, owner: p, hpaTargets: targets, memo: &r.memo,
+	return &childWriter{client: r.Client, reader: r.APIReader, owner: p, hpaTargets: targets, memo: &r.memo,
 		note: func(reason, msg string) { r.event(p, "Normal", reason, "Update", msg) }}
+}
+
+// writeChildren ensures every desired child with w, and records an event
+// for each one created or updated.
+func (r *ParserPlatformReconciler) writeChildren(ctx context.Context, p *platformv1.ParserPlatform, w *childWriter, desired []client.Object) reconcileResult {
 	outcomes := make([]childOutcome, len(desired))
 	// Two phases: what pods read (ServiceAccount, Secrets, ConfigMaps) first,
 	// so no pod starts without its configuration; then everything else.
@@ -56,6 +74,42 @@ func (r *ParserPlatformReconciler) applyChildrenScaled(ctx context.Context, p *p
 		r.record(ctx, p, obj, outcomes[i], &res)
 	}
 	return res
+}
+
+// seedMemo fills an empty memo of p (a restart) from the cache when the
+// children are in the state status.childrenDigest names: each was found
+// matching the same desired state in it, so none is read past the cache.
+// A child changed since, or desired differently, changes the digest, and
+// every child is compared as after any restart.
+func (r *ParserPlatformReconciler) seedMemo(ctx context.Context, p *platformv1.ParserPlatform, w *childWriter, desired []client.Object) {
+	platform := client.ObjectKeyFromObject(p)
+	if p.Status.ChildrenDigest == "" || !r.memo.cold(platform) {
+		return
+	}
+	candidates := map[string]memoEntry{}
+	for _, d := range desired {
+		if !memoized(d) {
+			continue
+		}
+		live := newEmpty(d)
+		if err := r.Get(ctx, client.ObjectKeyFromObject(d), live); err != nil {
+			return // missing, or not cached: the reconcile sees to it
+		}
+		candidates[memoKey(d)] = memoEntry{uid: live.GetUID(), resourceVersion: live.GetResourceVersion(),
+			fingerprint: cachedFingerprint(live), desired: w.desiredHash(d)}
+	}
+	r.memo.seed(platform, candidates, p.Status.ChildrenDigest)
+}
+
+// memoKeys names the children of desired that the memo can hold.
+func memoKeys(desired []client.Object) []string {
+	var keys []string
+	for _, d := range desired {
+		if memoized(d) {
+			keys = append(keys, memoKey(d))
+		}
+	}
+	return keys
 }
 
 // childWriteParallelism bounds the requests one reconcile has in flight:

@@ -42,6 +42,9 @@ func (r *ParserPlatformReconciler) updateStatus(ctx context.Context, p *platform
 	if !p.Spec.Paused {
 		next.ObservedGeneration = p.Generation
 	}
+	if res.childrenDigest != "" {
+		next.ChildrenDigest = res.childrenDigest
+	}
 	observedPlatform := &platformv1.ParserPlatform{ObjectMeta: p.ObjectMeta, Status: *next}
 	metrics.Observe(observedPlatform)
 	metrics.ObserveCache(observedPlatform)

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"maps"
 	"reflect"
+	"strconv"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -31,14 +33,17 @@ import (
 const fingerprintAnnotation = "platform.vkparser.io/cache-fingerprint"
 
 // fingerprint is a digest of obj as the API server stores it, without what
-// changes with no change of content: resourceVersion, managedFields and
-// status (others' to write). A create or update response and the watch
-// event of the same write give the same fingerprint. (A fingerprint
-// annotation put on the server by hand counts as content: the object then
-// differs from what was verified, and is rewritten without it.) obj is not
-// modified. Typed objects only (reflect: a shallow copy whose Status is
-// zeroed).
+// changes with no change of content the cache does not hold:
+// resourceVersion, managedFields, status (others' to write) and the labels
+// and annotations, which the cache keeps whole and unchanged() compares
+// there (so others' labels and annotations change no fingerprint). A create
+// or update response and the watch event of the same write give the same
+// fingerprint. obj is not modified. Typed objects only (reflect: a shallow
+// copy whose Status is zeroed).
 func fingerprint(obj client.Object) string {
+	if generationTracked(obj) {
+		return "generation " + strconv.FormatInt(obj.GetGeneration(), 10)
+	}
 	v := reflect.ValueOf(obj).Elem()
 	c := reflect.New(v.Type())
 	c.Elem().Set(v) // shallow: only top-level fields are replaced below
@@ -51,6 +56,8 @@ func fingerprint(obj client.Object) string {
 	}
 	cp.SetResourceVersion("")
 	cp.SetManagedFields(nil)
+	cp.SetLabels(nil)
+	cp.SetAnnotations(nil)
 	h := sha256.New()
 	if err := json.NewEncoder(h).Encode(cp); err != nil {
 		// API types always encode; an empty fingerprint never matches.
@@ -58,6 +65,24 @@ func fingerprint(obj client.Object) string {
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
+
+// generationTracked tells whether the API server moves obj's generation
+// with every change of its spec, its whole content besides metadata and
+// status: its generation then serves as its fingerprint, and costs no
+// hashing of the largest children (the workloads, on every status event).
+func generationTracked(obj client.Object) bool {
+	switch obj.(type) {
+	case *appsv1.Deployment, *appsv1.StatefulSet, *networkingv1.NetworkPolicy, *policyv1.PodDisruptionBudget:
+		return true
+	}
+	return false
+}
+
+// handSetFingerprint is the cache's fingerprint of an object that came from
+// the API server with a fingerprint annotation on it (put there by hand):
+// it matches no verified state, so the object is read past the cache and
+// rewritten without the annotation.
+const handSetFingerprint = "set by hand"
 
 // cachedFingerprint is the fingerprint the cache's transform put on a child
 // ("" for an object not read from the cache).
@@ -91,6 +116,15 @@ func slimmed(obj client.Object) bool {
 	return false
 }
 
+// transformed tells whether obj is one slimChild returned (informers may
+// hand the cache's own objects to the transform again, on a resync): it has
+// a fingerprint, no managedFields (the API server sends them with every
+// object) and, for a slim kind, no content. Such an object's annotations
+// hold its own fingerprint, which must not count as one put there by hand.
+func transformed(obj client.Object) bool {
+	return cachedFingerprint(obj) != "" && obj.GetManagedFields() == nil && (!slimKind(obj) || slimmed(obj))
+}
+
 // slimChild is the cache's transform of every child kind: it drops
 // managedFields, fingerprints the object and, for the slim kinds, drops
 // what the operator reads only from the full object (pod templates,
@@ -103,7 +137,7 @@ func slimChild(in any) (any, error) {
 	if !ok {
 		return in, nil // a tombstone (DeletedFinalStateUnknown)
 	}
-	if cachedFingerprint(obj) != "" && slimmed(obj) {
+	if transformed(obj) {
 		return in, nil
 	}
 	obj.SetManagedFields(nil)
@@ -111,6 +145,9 @@ func slimChild(in any) (any, error) {
 	annotations := obj.GetAnnotations() // a decoded object: the transform's to change
 	if annotations == nil {
 		annotations = map[string]string{}
+	}
+	if _, handSet := annotations[fingerprintAnnotation]; handSet {
+		fp = handSetFingerprint
 	}
 	annotations[fingerprintAnnotation] = fp
 	obj.SetAnnotations(annotations)

@@ -154,9 +154,26 @@ var _ = Describe("Slim cache of children", func() {
 		Expect(reconciler.memo.size()).To(BeNumerically(">", 30))
 	})
 
-	It("after a restart reads each slim child once past the cache and writes nothing", func() {
+	It("after a restart reads nothing past the cache and writes nothing: the status's digest names the verified state", func() {
+		Eventually(func() string {
+			_ = k8sClient.Get(ctx, client.ObjectKeyFromObject(p), p)
+			return p.Status.ChildrenDigest
+		}, timeout, interval).ShouldNot(BeEmpty())
 		restartWrites, restartReads := runSecondOperatorCounting(ctx)
 		Expect(inNamespace(restartWrites, ns)).To(BeEmpty())
+		Expect(inNamespace(restartReads, ns)).To(BeEmpty(), "reads past the cache")
+	})
+
+	It("after a restart reads each slim child once past the cache when the digest does not name what it finds", func() {
+		settled(ctx, p)
+		// The suite's operator must not write the digest back before the
+		// second one starts: it would, once it reconciled the platform.
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
+		digest := p.Status.ChildrenDigest
+		Expect(digest).NotTo(BeEmpty())
+		p.Status.ChildrenDigest = strings.Repeat("0", 32)
+		Expect(k8sClient.Status().Update(ctx, p)).To(Succeed())
+		restartWrites, restartReads := runSecondOperatorCounting(ctx)
 		reads := inNamespace(restartReads, ns)
 		seen := map[string]bool{}
 		for _, r := range reads {
@@ -167,6 +184,14 @@ var _ = Describe("Slim cache of children", func() {
 		}
 		AddReportEntry("reads past the cache after a restart", len(reads))
 		Expect(reads).NotTo(BeEmpty())
+		// Its only write: the digest, back as it was.
+		for _, w := range inNamespace(restartWrites, ns) {
+			Expect(w).To(ContainSubstring("/parserplatforms/"), "only the platform's status is written")
+		}
+		Eventually(func() string {
+			_ = k8sClient.Get(ctx, client.ObjectKeyFromObject(p), p)
+			return p.Status.ChildrenDigest
+		}, timeout, interval).Should(Equal(digest))
 	})
 })
 
@@ -237,12 +262,39 @@ func TestFingerprintIsTheTransforms(t *testing.T) {
 	if cachedFingerprint(again.(*appsv1.Deployment)) != want {
 		t.Fatal("the transform is not idempotent")
 	}
+	// Also for a kind cached whole, whose annotations then hold the
+	// fingerprint.
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "s", ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}},
+		Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.1"}}
+	once, _ := slimChild(svc.DeepCopy())
+	twice, _ := slimChild(once)
+	if cachedFingerprint(once.(*corev1.Service)) != cachedFingerprint(twice.(*corev1.Service)) {
+		t.Fatal("the transform applied again to a cached Service changed its fingerprint")
+	}
+	forged := svc.DeepCopy()
+	forged.Annotations = map[string]string{fingerprintAnnotation: cachedFingerprint(once.(*corev1.Service))}
+	if f, _ := slimChild(forged); cachedFingerprint(f.(*corev1.Service)) != handSetFingerprint {
+		t.Fatal("a fingerprint annotation put on the server by hand passed for the verified content")
+	}
 
-	// Any change of content changes it.
+	// A workload's fingerprint is its generation, which the API server
+	// moves with every change of its spec.
 	edited := d.DeepCopy()
-	edited.Spec.Template.Spec.Containers[0].Image = "evil"
-	if fingerprint(edited) == want {
-		t.Fatal("an image edit kept the fingerprint")
+	edited.Generation++
+	if fingerprint(edited) == want || !strings.HasPrefix(want, "generation ") {
+		t.Fatalf("a new generation kept the fingerprint %q", want)
+	}
+	// A kind without one: any change of content changes it.
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "vk-registry"}, Data: map[string]string{"k": "v"}}
+	cmEdited := cm.DeepCopy()
+	cmEdited.Data["k"] = "evil"
+	if fingerprint(cm) == fingerprint(cmEdited) {
+		t.Fatal("a data edit kept the fingerprint")
+	}
+	cmEdited = cm.DeepCopy()
+	cmEdited.Labels = map[string]string{"team": "search"}
+	if fingerprint(cm) != fingerprint(cmEdited) {
+		t.Fatal("a label changed the fingerprint")
 	}
 }
 
@@ -328,5 +380,57 @@ func TestMemoHitsOnlyTheVerifiedState(t *testing.T) {
 	m.forgetPlatform(platform)
 	if m.size() != 0 {
 		t.Error("a deleted platform's children are still remembered")
+	}
+}
+
+func TestMemoSeedsOnlyAVerifiedState(t *testing.T) {
+	platform := types.NamespacedName{Namespace: "ns", Name: "vk"}
+	m := &childMemo{}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "vk-registry", UID: "u1", ResourceVersion: "5"}, Data: map[string]string{"k": "v"}}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "vk-auth", UID: "u2", ResourceVersion: "6"}}
+	m.record(platform, cm, "", "d1")
+	m.record(platform, svc, "", "d2")
+	keys := []string{memoKey(cm), memoKey(svc)}
+	digest := m.digest(platform, keys)
+	if digest == "" || m.digest(platform, append(keys, "Deployment/vk-auth")) != "" {
+		t.Fatal("a digest needs every named child verified")
+	}
+	// What a restarted operator finds in its cache.
+	found := func() map[string]memoEntry {
+		return map[string]memoEntry{
+			memoKey(cm):  {uid: "u1", resourceVersion: "8", fingerprint: fingerprint(cm), desired: "d1"},
+			memoKey(svc): {uid: "u2", resourceVersion: "9", fingerprint: fingerprint(svc), desired: "d2"},
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		change func(map[string]memoEntry)
+	}{
+		{"a child's content changed", func(e map[string]memoEntry) { x := e[memoKey(cm)]; x.fingerprint = "edited"; e[memoKey(cm)] = x }},
+		{"a child created anew", func(e map[string]memoEntry) { x := e[memoKey(svc)]; x.uid = "u3"; e[memoKey(svc)] = x }},
+		{"another desired state", func(e map[string]memoEntry) { x := e[memoKey(cm)]; x.desired = "d9"; e[memoKey(cm)] = x }},
+		{"a child more", func(e map[string]memoEntry) {
+			e["Service/vk-new"] = memoEntry{uid: "u4", fingerprint: "f", desired: "d"}
+		}},
+		{"a child less", func(e map[string]memoEntry) { delete(e, memoKey(svc)) }},
+	} {
+		candidates := found()
+		c.change(candidates)
+		restarted := &childMemo{}
+		if restarted.seed(platform, candidates, digest) || restarted.size() != 0 {
+			t.Errorf("%s: seeded", c.name)
+		}
+	}
+	restarted := &childMemo{}
+	if !restarted.seed(platform, found(), digest) || restarted.size() != 2 {
+		t.Fatal("the state the digest names was not taken as verified")
+	}
+	live := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "vk-registry", UID: "u1", ResourceVersion: "8",
+		Annotations: map[string]string{fingerprintAnnotation: fingerprint(cm)}}}
+	if !restarted.hit(platform, live, "d1") || restarted.digest(platform, keys) != digest {
+		t.Fatal("a seeded child does not hit, or the digest moved")
+	}
+	if restarted.seed(platform, found(), digest) {
+		t.Fatal("seeded a memo that already holds the platform")
 	}
 }
