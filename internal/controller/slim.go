@@ -141,6 +141,7 @@ func slimChild(in any) (any, error) {
 		return in, nil
 	}
 	obj.SetManagedFields(nil)
+	shareStrings(obj)
 	fp := fingerprint(obj)
 	annotations := obj.GetAnnotations() // a decoded object: the transform's to change
 	if annotations == nil {
