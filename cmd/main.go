@@ -24,6 +24,7 @@ import (
 
 	platformv1 "github.com/vkparser/parser-operator/api/v1alpha1"
 	"github.com/vkparser/parser-operator/internal/controller"
+	"github.com/vkparser/parser-operator/internal/metrics"
 	"github.com/vkparser/parser-operator/internal/resource"
 )
 
@@ -45,6 +46,7 @@ type options struct {
 	watchNamespaces         string
 	qps                     float64
 	burst                   int
+	compression             bool
 	operatorImage           string
 	operatorNamespace       string
 	zap                     zap.Options
@@ -65,6 +67,11 @@ func parseFlags() options {
 	// well below what the API server takes (docs/benchmarks.md).
 	flag.Float64Var(&o.qps, "kube-api-qps", 200, "Sustained requests per second to the API server, per resource kind.")
 	flag.IntVar(&o.burst, "kube-api-burst", 400, "Burst of requests to the API server, per resource kind.")
+	// Measured (docs/benchmarks.md): with gzip, inflating watch events was
+	// a quarter of the operator's CPU under status churn, and the API
+	// server spends as much compressing them; in a cluster the API server
+	// is a network hop away.
+	flag.BoolVar(&o.compression, "kube-api-compression", false, "Ask the API server for gzip-compressed responses and watch streams (less traffic, more CPU on both sides).")
 	flag.StringVar(&o.operatorImage, "operator-image", os.Getenv("OPERATOR_IMAGE"),
 		"Image of this operator, which backup and restore Jobs run to copy its binary beside pg_dump (default: $OPERATOR_IMAGE, else the image of the operator's own pod, else "+fallbackOperatorImage+").")
 	flag.StringVar(&o.operatorNamespace, "operator-namespace", os.Getenv("POD_NAMESPACE"),
@@ -100,6 +107,7 @@ func main() {
 func run(o options) error {
 	cfg := ctrl.GetConfigOrDie()
 	cfg.QPS, cfg.Burst = float32(o.qps), o.burst
+	cfg.DisableCompression = !o.compression
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
@@ -124,6 +132,9 @@ func run(o options) error {
 		OperatorNamespace: operatorNamespace(o.operatorNamespace),
 	}
 	if err := r.SetupWithManager(mgr, o.maxConcurrentReconciles); err != nil {
+		return err
+	}
+	if err := metrics.RegisterPlatforms(mgr.GetClient()); err != nil {
 		return err
 	}
 	if err := setupBackups(mgr, operatorImage(mgr.GetAPIReader(), o.operatorImage)); err != nil {

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -20,26 +21,61 @@ var _ = Describe("Operator metrics", func() {
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 		settled(ctx, p)
 
-		Expect(testutil.ToFloat64(metrics.Condition.WithLabelValues(ns, "vk", "Ready"))).To(Equal(0.0))
+		platforms := metrics.Platforms{Reader: reconciler.Client}
+		// -1: no such series.
+		gauge := func(name string, labels ...string) func() float64 {
+			return func() float64 {
+				v, ok := gaugeValue(platforms, name, append([]string{"namespace", ns, "platform", "vk"}, labels...)...)
+				if !ok {
+					return -1
+				}
+				return v
+			}
+		}
+		Eventually(gauge("parser_operator_platform_condition", "condition", "Ready")).Should(Equal(0.0))
 		Expect(testutil.ToFloat64(metrics.Actions.WithLabelValues(ns, "vk", "Deployment", "created"))).To(Equal(4.0),
 			"auth, comments, gateway and lb")
 		Expect(testutil.ToFloat64(metrics.Actions.WithLabelValues(ns, "vk", "StatefulSet", "created"))).To(Equal(2.0),
 			"one shard and the cache")
-		Expect(testutil.ToFloat64(metrics.Shards.WithLabelValues(ns, "vk"))).To(Equal(1.0))
+		Eventually(gauge("parser_operator_platform_shards")).Should(Equal(1.0))
 
 		markDeploymentReady(ctx, ns, "vk-auth")
-		Eventually(func() float64 {
-			return testutil.ToFloat64(metrics.Replicas.WithLabelValues(ns, "vk", "auth", "Deployment", "ready"))
-		}, timeout, interval).Should(Equal(3.0))
-		Eventually(func() float64 {
-			return testutil.ToFloat64(metrics.Condition.WithLabelValues(ns, "vk", "Paused"))
-		}, timeout, interval).Should(Equal(0.0))
+		Eventually(gauge("parser_operator_component_replicas", "component", "auth", "kind", "Deployment", "state", "ready"),
+			timeout, interval).Should(Equal(3.0))
+		Eventually(gauge("parser_operator_platform_condition", "condition", "Paused"), timeout, interval).Should(Equal(0.0))
 
 		Expect(k8sClient.Delete(ctx, p)).To(Succeed())
-		Eventually(func() bool { return hasSeriesIn(metrics.Shards, ns) }, timeout, interval).Should(BeFalse())
-		Expect(hasSeriesIn(metrics.Replicas, ns)).To(BeFalse())
+		Eventually(func() bool { return hasSeriesIn(platforms, ns) }, timeout, interval).Should(BeFalse())
+		Expect(hasSeriesIn(metrics.Actions, ns)).To(BeFalse())
 	})
 })
+
+// gaugeValue is the value of the series of c named name with the labels
+// given as name, value pairs (false: no such series).
+func gaugeValue(c prometheus.Collector, name string, labels ...string) (float64, bool) {
+	ch := make(chan prometheus.Metric, 1024)
+	go func() { c.Collect(ch); close(ch) }()
+	value, found := 0.0, false
+	for m := range ch {
+		if !strings.Contains(m.Desc().String(), `"`+name+`"`) {
+			continue
+		}
+		var out dto.Metric
+		Expect(m.Write(&out)).To(Succeed())
+		have := map[string]string{}
+		for _, l := range out.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		matches := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			matches = matches && have[labels[i]] == labels[i+1]
+		}
+		if matches && !found {
+			value, found = out.GetGauge().GetValue(), true
+		}
+	}
+	return value, found
+}
 
 // hasSeriesIn tells whether a collector has a series for a namespace.
 func hasSeriesIn(c prometheus.Collector, ns string) bool {

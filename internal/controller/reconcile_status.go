@@ -45,9 +45,6 @@ func (r *ParserPlatformReconciler) updateStatus(ctx context.Context, p *platform
 	if res.childrenDigest != "" {
 		next.ChildrenDigest = res.childrenDigest
 	}
-	observedPlatform := &platformv1.ParserPlatform{ObjectMeta: p.ObjectMeta, Status: *next}
-	metrics.Observe(observedPlatform)
-	metrics.ObserveCache(observedPlatform)
 	if equality.Semantic.DeepEqual(&p.Status, next) {
 		return nil
 	}

@@ -212,8 +212,8 @@ func metricNames(expr string) []string {
 func operatorMetricNames() map[string]bool {
 	out := map[string]bool{}
 	descs := make(chan *prometheus.Desc, 100)
-	for _, c := range []prometheus.Collector{metrics.Condition, metrics.Replicas, metrics.Shards, metrics.Actions, metrics.CacheSteps,
-		metrics.Refusals, metrics.ReconcileErrors, metrics.CacheSlots, metrics.BackupDuration, metrics.BackupSize,
+	for _, c := range []prometheus.Collector{metrics.Platforms{}, metrics.Actions, metrics.CacheSteps,
+		metrics.Refusals, metrics.ReconcileErrors, metrics.BackupDuration, metrics.BackupSize,
 		metrics.BackupLastSuccess, metrics.Backups} {
 		c.Describe(descs)
 	}
