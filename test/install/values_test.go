@@ -117,7 +117,7 @@ func TestTunedValues(t *testing.T) {
 	c := pod.Containers[0]
 	wantArgs := []string{
 		"--leader-elect", "--health-probe-bind-address=:9440", "--metrics-bind-address=:8080", "--metrics-secure=false",
-		"--max-concurrent-reconciles=8", "--kube-api-qps=75.5", "--kube-api-burst=150",
+		"--max-concurrent-reconciles=8", "--kube-api-qps=75.5", "--kube-api-burst=150", "--kube-api-compression",
 		"--zap-log-level=debug", "--zap-encoder=console", "--zap-stacktrace-level=panic",
 	}
 	if d := cmp.Diff(wantArgs, c.Args); d != "" {

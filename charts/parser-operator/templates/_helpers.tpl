@@ -100,6 +100,9 @@ binary's own defaults stay the single source of truth.
 {{- with .Values.kubeAPI.burst }}
 - --kube-api-burst={{ . }}
 {{- end }}
+{{- if .Values.kubeAPI.compression }}
+- --kube-api-compression
+{{- end }}
 {{- with .Values.logging.level }}
 - --zap-log-level={{ . }}
 {{- end }}
