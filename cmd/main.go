@@ -7,10 +7,13 @@ import (
 	"context"
 	"crypto/tls"
 	"flag"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -97,6 +100,13 @@ func main() {
 	o := parseFlags()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&o.zap)))
 	log := ctrl.Log.WithName("setup")
+	// The Go heap grows to twice what is live before a collection: under a
+	// container's memory limit, collect sooner instead of being killed.
+	// GOMEMLIMIT becomes 90 % of the cgroup's limit (AUTOMEMLIMIT sets
+	// another ratio, "off" none); a GOMEMLIMIT already set is kept.
+	if _, err := memlimit.Set(memlimit.WithLogger(slog.New(logr.ToSlogHandler(log)))); err != nil {
+		log.Error(err, "GOMEMLIMIT left as it was")
+	}
 
 	if err := run(o); err != nil {
 		log.Error(err, "operator stopped")
