@@ -19,8 +19,10 @@ import (
 // is content it never reads from the cache: the pod templates of the
 // Deployments and StatefulSets, the ConfigMaps' data, the NetworkPolicies'
 // rules. The cache keeps a slim copy of those kinds, without that content,
-// and every cached child carries a fingerprint of the whole object as the
-// API server stored it. The childWriter (apply.go) remembers, per child,
+// and every cached child carries a fingerprint of its content as the API
+// server stored it (fingerprint: what the cache does not compare itself;
+// labels and annotations it keeps and compares whole). The childWriter
+// (apply.go) remembers, per child,
 // the fingerprint it last saw match its desired state; while the cached
 // fingerprint is the same, nothing has changed and nothing is compared.
 // When it differs (a hand edit, a new spec), the full object is read past

@@ -70,6 +70,7 @@ type options struct {
 	trickle, tricklePeriod                  time.Duration
 	migrationKeys                           int
 	operatorArgs, operatorBinary            string
+	operatorMemLimit                        string
 	sample, crds, rbac, serviceRange        string
 	jsonOut, work                           string
 	keep                                    bool
@@ -89,6 +90,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.tricklePeriod, "trickle-period", 500*time.Millisecond, "how often the trickle changes a platform's spec")
 	fs.IntVar(&o.migrationKeys, "migration-keys", 100000, "keys in each of the 3 caches the migration phase scales out, on a simulated cluster with real redis-servers (0: no migration phase)")
 	fs.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up on a convergence after this long")
+	fs.StringVar(&o.operatorMemLimit, "operator-gomemlimit", "", "GOMEMLIMIT of the operator only, as the chart's container memory limit sets it (90 % of the limit), e.g. 115MiB; empty: none")
 	fs.StringVar(&o.operatorArgs, "operator-args", "", "extra flags for the operator, e.g. \"--max-concurrent-reconciles=8 --kube-api-qps=200\"")
 	fs.StringVar(&o.operatorBinary, "operator-binary", "", "use this operator binary instead of building ./cmd")
 	fs.StringVar(&o.sample, "sample", "config/samples/platform_v1alpha1_parserplatform.yaml", "the platform manifest to benchmark")
@@ -153,7 +155,7 @@ type env struct {
 func run(ctx context.Context, o options) (err error) {
 	e := &env{o: o, res: &results{
 		Command: strings.TrimSpace("go run ./test/bench " + strings.Join(os.Args[1:], " ")),
-		Started: time.Now(), OperatorArgs: o.operatorArgs, Inflight: o.inflight,
+		Started: time.Now(), OperatorArgs: strings.TrimSpace(strings.Join(append(o.operatorEnv(), o.operatorArgs), " ")), Inflight: o.inflight,
 	}}
 	if e.root, err = repoRoot(); err != nil {
 		return err
@@ -267,4 +269,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// operatorEnv is what the operator's process gets beside the benchmark's
+// own environment (the control plane's processes do not get it).
+func (o *options) operatorEnv() []string {
+	if o.operatorMemLimit == "" {
+		return nil
+	}
+	return []string{"GOMEMLIMIT=" + o.operatorMemLimit}
 }

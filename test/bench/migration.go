@@ -103,7 +103,7 @@ func (e *env) migration(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	op, err := startOperator(ctx, e.bin, sc.Kubeconfig, filepath.Join(e.work, "operator-migration.log"), strings.Fields(e.o.operatorArgs))
+	op, err := startOperator(ctx, e.bin, sc.Kubeconfig, filepath.Join(e.work, "operator-migration.log"), strings.Fields(e.o.operatorArgs), e.o.operatorEnv())
 	if err != nil {
 		return err
 	}

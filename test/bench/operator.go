@@ -46,7 +46,7 @@ func buildOperator(ctx context.Context, root, out string) error {
 
 // startOperator runs the operator against the cluster as operatorUser and
 // waits until its controller has started its workers (caches synced).
-func startOperator(ctx context.Context, bin, kubeconfig, logPath string, extra []string) (*operatorProcess, error) {
+func startOperator(ctx context.Context, bin, kubeconfig, logPath string, extra, env []string) (*operatorProcess, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -61,7 +61,7 @@ func startOperator(ctx context.Context, bin, kubeconfig, logPath string, extra [
 		"--health-probe-bind-address=0",
 	}, extra...)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+kubeconfig), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = childProcAttr()
 	o := &operatorProcess{cmd: cmd, logPath: logPath, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", port), exited: make(chan struct{})}

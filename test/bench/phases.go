@@ -29,7 +29,7 @@ func (e *env) onePlatform(ctx context.Context) error {
 	if err := warmKubectl(ctx, e.kubectl, e.c.adminKubeconfig, cacheDir); err != nil {
 		return err
 	}
-	op, err := startOperator(ctx, e.bin, e.c.operatorKubeconfig, filepath.Join(e.work, "operator-one.log"), strings.Fields(o.operatorArgs))
+	op, err := startOperator(ctx, e.bin, e.c.operatorKubeconfig, filepath.Join(e.work, "operator-one.log"), strings.Fields(o.operatorArgs), o.operatorEnv())
 	if err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func (e *env) manyPlatforms(ctx context.Context) error {
 	m := &e.res.Many
 	m.Platforms, m.Namespaces, m.Children = o.platforms, o.namespaces, len(children)
 
-	op, err := startOperator(ctx, e.bin, e.c.operatorKubeconfig, filepath.Join(e.work, "operator-many.log"), strings.Fields(o.operatorArgs))
+	op, err := startOperator(ctx, e.bin, e.c.operatorKubeconfig, filepath.Join(e.work, "operator-many.log"), strings.Fields(o.operatorArgs), o.operatorEnv())
 	if err != nil {
 		return err
 	}
@@ -327,7 +327,7 @@ func (e *env) restart(ctx context.Context, platforms int) error {
 	own := e.c.ownWrites.snapshot()
 	cpuBefore := e.c.cpu(nil)
 	start := time.Now()
-	op, err := startOperator(ctx, e.bin, e.c.operatorKubeconfig, filepath.Join(e.work, "operator-restart.log"), strings.Fields(e.o.operatorArgs))
+	op, err := startOperator(ctx, e.bin, e.c.operatorKubeconfig, filepath.Join(e.work, "operator-restart.log"), strings.Fields(e.o.operatorArgs), e.o.operatorEnv())
 	if err != nil {
 		return err
 	}
