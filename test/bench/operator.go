@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -26,6 +27,11 @@ type operatorProcess struct {
 	started time.Time
 	exited  chan struct{}
 	waitErr error
+
+	// scrapes counts the benchmark's scrapes of the operator's metrics:
+	// each costs the operator CPU (tens of ms at hundreds of platforms),
+	// which the churn window takes out of the operator's own.
+	scrapes atomic.Int64
 
 	mu                      sync.Mutex
 	peakHeapAlloc, peakHeap float64 // go_memstats_heap_alloc_bytes, _heap_inuse_bytes
@@ -136,6 +142,7 @@ func (o *operatorProcess) tail(lines int) string {
 
 // scrape reads the operator's metrics endpoint.
 func (o *operatorProcess) scrape(ctx context.Context) (families, error) {
+	o.scrapes.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.metrics, nil)
