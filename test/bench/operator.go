@@ -35,6 +35,7 @@ type operatorProcess struct {
 
 	mu                      sync.Mutex
 	peakHeapAlloc, peakHeap float64 // go_memstats_heap_alloc_bytes, _heap_inuse_bytes
+	peakAnon                float64 // RssAnon: resident memory less the binary's file pages
 	stopSampling            context.CancelFunc
 	sampled                 sync.WaitGroup
 }
@@ -186,10 +187,37 @@ func (o *operatorProcess) sampleHeap(ctx context.Context) {
 		return
 	}
 	all := func(map[string]string) bool { return true }
+	anon, _ := o.procStatus("RssAnon:")
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.peakHeapAlloc = max(o.peakHeapAlloc, f.sum("go_memstats_heap_alloc_bytes", all))
 	o.peakHeap = max(o.peakHeap, f.sum("go_memstats_heap_inuse_bytes", all))
+	o.peakAnon = max(o.peakAnon, anon)
+}
+
+// peakAnonymous is the highest RssAnon sampled (and now): what a memory
+// limit must hold. The binary's own pages (tens of MiB, in VmHWM too) are
+// file-backed, and the kernel reclaims them before it kills the pod.
+func (o *operatorProcess) peakAnonymous() float64 {
+	now, _ := o.procStatus("RssAnon:")
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return max(o.peakAnon, now)
+}
+
+// procStatus reads one kB field of /proc/<pid>/status, in bytes.
+func (o *operatorProcess) procStatus(field string) (float64, error) {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(o.cmd.Process.Pid), "status"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if fields := strings.Fields(line); len(fields) >= 2 && fields[0] == field {
+			kb, err := strconv.ParseFloat(fields[1], 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/<pid>/status", field)
 }
 
 // peakHeaps are the highest heap_alloc and heap_inuse seen so far.

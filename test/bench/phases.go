@@ -263,6 +263,7 @@ func (e *env) operatorFigures(ctx context.Context, op *operatorProcess, f *opera
 		progress("no RSS: %v", err)
 	}
 	f.PeakHeapAlloc, f.PeakHeapInuse = op.peakHeaps()
+	f.PeakAnonRSS = op.peakAnonymous()
 	f.ThrottleLogLines, err = op.countLog("client-side throttling")
 	return err
 }

@@ -56,6 +56,7 @@ type operatorFigures struct {
 	QueueWaitP99, QueueWaitP99Bucket      float64
 	PeakRSS, RSS                          float64 // bytes: VmHWM, VmRSS
 	PeakHeapAlloc, PeakHeapInuse          float64 // bytes, sampled every 500 ms
+	PeakAnonRSS                           float64 // bytes: RssAnon, sampled with the heap (no binary pages)
 	ThrottleLogLines                      int
 	Requests                              map[string]float64 // rest_client_requests_total by "METHOD code"
 }
@@ -246,6 +247,7 @@ func (r *results) printMany(p func(string, ...any)) {
 	p("| reconcile time p50 / p99 | %s / %s (p99 bucket <= %s) | |", secondsF(f.ReconcileP50), secondsF(f.ReconcileP99), secondsF(f.ReconcileP99Bucket))
 	p("| work-queue wait p99 | %s (bucket <= %s) | < 1 s: %s |", secondsF(f.QueueWaitP99), secondsF(f.QueueWaitP99Bucket), verdict(f.QueueWaitP99 < 1))
 	p("| operator peak RSS (VmHWM) | %s (now %s) | <= 100 MiB: %s |", mib(f.PeakRSS), mib(f.RSS), verdict(f.PeakRSS <= 100<<20))
+	p("| operator peak anonymous RSS (RssAnon: VmHWM less the binary's file pages) | %s | |", mib(f.PeakAnonRSS))
 	p("| operator peak Go heap, alloc / in use | %s / %s | |", mib(f.PeakHeapAlloc), mib(f.PeakHeapInuse))
 	p("| \"client-side throttling\" lines in the operator's log | %d | 0: %s |", f.ThrottleLogLines, verdict(f.ThrottleLogLines == 0))
 	p("| 429 responses (apiserver_request_total, all clients), operator phase / plain loop | %.0f / %.0f | 0: %s |", m.Code429, m.PlainCode429, verdict(m.Code429 == 0))
@@ -269,7 +271,7 @@ func (r *results) printIdle(p func(string, ...any)) {
 	p("| no-change reconcile time p50 / p99 (the restart's reconciles) | %s / %s (p99 bucket <= %s) | p99 < 100 ms: %s |",
 		secondsF(f.ReconcileP50), secondsF(f.ReconcileP99), secondsF(f.ReconcileP99Bucket), verdict(f.ReconcileP99 < 0.1))
 	p("| work-queue wait p99 (restart) | %s (bucket <= %s) | < 1 s: %s |", secondsF(f.QueueWaitP99), secondsF(f.QueueWaitP99Bucket), verdict(f.QueueWaitP99 < 1))
-	p("| restarted operator: peak RSS / peak Go heap in use | %s / %s | <= 100 MiB: %s |", mib(f.PeakRSS), mib(f.PeakHeapInuse), verdict(f.PeakRSS <= 100<<20))
+	p("| restarted operator: peak RSS / anonymous / peak Go heap in use | %s / %s / %s | <= 100 MiB: %s |", mib(f.PeakRSS), mib(f.PeakAnonRSS), mib(f.PeakHeapInuse), verdict(f.PeakRSS <= 100<<20))
 	p("| \"client-side throttling\" lines (restart) | %d | 0: %s |", f.ThrottleLogLines, verdict(f.ThrottleLogLines == 0))
 	p("| CPU seconds, operator / kube-apiserver / etcd / benchmark: idle window | %s | |", i.CPU)
 	p("| CPU seconds, the same: restart until settled | %s | |", rs.CPU)
