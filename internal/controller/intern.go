@@ -37,14 +37,8 @@ const poolLimit = 1 << 17
 
 var shared = &pool{strings: map[string]string{}, sets: map[string]map[string]string{}}
 
-// str returns the pool's copy of s.
+// str returns the pool's copy of s; the caller holds p.mu.
 func (p *pool) str(s string) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.strLocked(s)
-}
-
-func (p *pool) strLocked(s string) string {
 	if c, ok := p.strings[s]; ok {
 		return c
 	}
@@ -54,8 +48,9 @@ func (p *pool) strLocked(s string) string {
 	return s
 }
 
-// set returns the pool's copy of a label set (nil for an empty one). The
-// copy is shared: never modify it (merged and maps.Clone make new maps).
+// set returns the pool's copy of a label set (nil for an empty one); the
+// caller holds p.mu. The copy is shared: never modify it (merged and
+// maps.Clone make new maps).
 func (p *pool) set(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return m
@@ -67,14 +62,12 @@ func (p *pool) set(m map[string]string) map[string]string {
 		key.WriteString(m[k])
 		key.WriteByte(0)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if c, ok := p.sets[key.String()]; ok {
 		return c
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
-		out[p.strLocked(k)] = p.strLocked(v)
+		out[p.str(k)] = p.str(v)
 	}
 	if len(p.sets) < poolLimit {
 		p.sets[key.String()] = out
@@ -82,7 +75,7 @@ func (p *pool) set(m map[string]string) map[string]string {
 	return out
 }
 
-// selector shares a label selector's matchLabels.
+// selector shares a label selector's matchLabels; the caller holds p.mu.
 func (p *pool) selector(s *metav1.LabelSelector) {
 	if s != nil {
 		s.MatchLabels = p.set(s.MatchLabels)
@@ -94,6 +87,9 @@ func (p *pool) selector(s *metav1.LabelSelector) {
 // fingerprint is set after), owner references and selectors.
 func shareStrings(obj client.Object) {
 	p := shared
+	// One lock for the whole object: the transform runs on every event.
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	obj.SetNamespace(p.str(obj.GetNamespace()))
 	obj.SetLabels(p.set(obj.GetLabels()))
 	if a := obj.GetAnnotations(); len(a) > 0 {

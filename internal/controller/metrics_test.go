@@ -50,46 +50,52 @@ var _ = Describe("Operator metrics", func() {
 	})
 })
 
+// series is one collected series: its metric's description, labels and
+// gauge value.
+type series struct {
+	desc   string
+	labels map[string]string
+	gauge  float64
+}
+
+// collect gathers every series of c.
+func collect(c prometheus.Collector) []series {
+	ch := make(chan prometheus.Metric, 1024)
+	go func() { c.Collect(ch); close(ch) }()
+	var out []series
+	for m := range ch {
+		var d dto.Metric
+		Expect(m.Write(&d)).To(Succeed())
+		s := series{desc: m.Desc().String(), labels: map[string]string{}, gauge: d.GetGauge().GetValue()}
+		for _, l := range d.GetLabel() {
+			s.labels[l.GetName()] = l.GetValue()
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 // gaugeValue is the value of the series of c named name with the labels
 // given as name, value pairs (false: no such series).
 func gaugeValue(c prometheus.Collector, name string, labels ...string) (float64, bool) {
-	ch := make(chan prometheus.Metric, 1024)
-	go func() { c.Collect(ch); close(ch) }()
-	value, found := 0.0, false
-	for m := range ch {
-		if !strings.Contains(m.Desc().String(), `"`+name+`"`) {
-			continue
-		}
-		var out dto.Metric
-		Expect(m.Write(&out)).To(Succeed())
-		have := map[string]string{}
-		for _, l := range out.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		matches := true
+	for _, s := range collect(c) {
+		matches := strings.Contains(s.desc, `"`+name+`"`)
 		for i := 0; i+1 < len(labels); i += 2 {
-			matches = matches && have[labels[i]] == labels[i+1]
+			matches = matches && s.labels[labels[i]] == labels[i+1]
 		}
-		if matches && !found {
-			value, found = out.GetGauge().GetValue(), true
+		if matches {
+			return s.gauge, true
 		}
 	}
-	return value, found
+	return 0, false
 }
 
 // hasSeriesIn tells whether a collector has a series for a namespace.
 func hasSeriesIn(c prometheus.Collector, ns string) bool {
-	ch := make(chan prometheus.Metric, 1024)
-	go func() { c.Collect(ch); close(ch) }()
-	found := false
-	for m := range ch {
-		var out dto.Metric
-		Expect(m.Write(&out)).To(Succeed())
-		for _, l := range out.GetLabel() {
-			if l.GetName() == "namespace" && l.GetValue() == ns {
-				found = true
-			}
+	for _, s := range collect(c) {
+		if s.labels["namespace"] == ns {
+			return true
 		}
 	}
-	return found
+	return false
 }

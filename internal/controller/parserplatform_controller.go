@@ -248,7 +248,8 @@ type reconcileResult struct {
 	missing []status.MissingCredential
 	// requeue asks for another look soon, for nothing wrong (0: none).
 	requeue time.Duration
-	// childrenDigest is the digest of the children as verified (memo.go);
+	// childrenDigest is the digest of the children as verified (memo.go),
+	// set by applyPlatformChildren on the result the others merge into;
 	// "": not all of them were.
 	childrenDigest string
 }
@@ -271,9 +272,6 @@ func (r *reconcileResult) merge(o reconcileResult) {
 	}
 	if o.broker != nil {
 		r.broker = o.broker
-	}
-	if o.childrenDigest != "" {
-		r.childrenDigest = o.childrenDigest
 	}
 }
 

@@ -2,9 +2,11 @@ package controller
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -432,5 +434,28 @@ func TestMemoSeedsOnlyAVerifiedState(t *testing.T) {
 	}
 	if restarted.seed(platform, found(), digest) {
 		t.Fatal("seeded a memo that already holds the platform")
+	}
+}
+
+func TestTheCacheSharesRepeatedStringsAndLabelSets(t *testing.T) {
+	child := func(name string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: strings.Clone("team-a"),
+			Labels:          map[string]string{"app.kubernetes.io/instance": "vk", "app.kubernetes.io/component": "auth"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "platform.vkparser.io/v1alpha1", Kind: "ParserPlatform", Name: "vk", UID: types.UID(strings.Clone("u"))}}},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app.kubernetes.io/instance": "vk"}}}
+	}
+	a, _ := slimChild(child("vk-auth"))
+	b, _ := slimChild(child("vk-auth-headless"))
+	sa, sb := a.(*corev1.Service), b.(*corev1.Service)
+	same := func(x, y any) bool { return reflect.ValueOf(x).UnsafePointer() == reflect.ValueOf(y).UnsafePointer() }
+	if !same(sa.Labels, sb.Labels) || !same(sa.Spec.Selector, sb.Spec.Selector) {
+		t.Fatal("two children with the same labels or selector keep a map each")
+	}
+	if unsafe.StringData(sa.Namespace) != unsafe.StringData(sb.Namespace) ||
+		unsafe.StringData(string(sa.OwnerReferences[0].UID)) != unsafe.StringData(string(sb.OwnerReferences[0].UID)) {
+		t.Fatal("two children keep a copy each of their namespace or owner's UID")
+	}
+	if sa.Labels["app.kubernetes.io/component"] != "auth" || sa.Namespace != "team-a" || sa.OwnerReferences[0].Name != "vk" {
+		t.Fatal("sharing changed what the child says")
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -230,27 +229,11 @@ func (o *operatorProcess) peakHeaps() (alloc, inuse float64) {
 // memory reads the process's peak (VmHWM) and current (VmRSS) resident
 // set, in bytes, from /proc.
 func (o *operatorProcess) memory() (peak, current float64, err error) {
-	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(o.cmd.Process.Pid), "status"))
-	if err != nil {
+	if peak, err = o.procStatus("VmHWM:"); err != nil {
 		return 0, 0, err
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(fields[1], 64)
-		switch fields[0] {
-		case "VmHWM:":
-			peak = kb * 1024
-		case "VmRSS:":
-			current = kb * 1024
-		}
-	}
-	if peak == 0 {
-		return 0, 0, errors.New("no VmHWM in /proc/<pid>/status")
-	}
-	return peak, current, nil
+	current, err = o.procStatus("VmRSS:")
+	return peak, current, err
 }
 
 // endSampling stops the heap sampling; the peaks stay.
